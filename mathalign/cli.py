@@ -1,0 +1,66 @@
+"""The `mathalign` command line: one entry point, one subcommand per job.
+
+    mathalign quickstart                 # the whole pipeline on a CPU, minutes
+    mathalign data build sft --out data/sft
+    mathalign train recipes/sft.yaml
+    mathalign eval runs/sft --data data/sft
+    mathalign chat runs/sft
+
+Subcommands live in their own modules (`cli_<name>.py`, each with `add_parser(subparsers)`), imported only when
+the command line is parsed, so `import mathalign.cli` does no work and `--help` stays fast.
+"""
+
+import argparse
+import importlib
+import sys
+
+# (module, what it adds) in the order `--help` lists them.
+SUBCOMMAND_MODULES = [
+    "mathalign.cli_quickstart",
+    "mathalign.cli_data",
+    "mathalign.cli_train",
+    "mathalign.cli_eval",
+    "mathalign.cli_hub",
+    "mathalign.cli_convert",
+]
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one line, without a traceback."""
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mathalign",
+        description="Train and measure SFT, DPO, GRPO and LoRA on verifiable arithmetic, with TRL and transformers.",
+        epilog="Run `mathalign <command> --help` for each command's options and examples.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:  # that subcommand is not part of this build
+                continue
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except (UserError, FileNotFoundError, ValueError) as err:
+        # Bad input gets one clear line; genuine bugs still raise with their traceback.
+        print(f"mathalign {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nmathalign {args.command}: interrupted.", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Train the tokenizer MathGPT reads with: a byte-level BPE from `tokenizers` that never merges digits.
+
+Why these choices:
+- Every digit is its own token (`Digits(individual_digits=True)` runs before BPE), so `123` and `321` share their
+  pieces and the model can learn place-value arithmetic; words such as `Evaluate`, `Step` or `answer` still merge.
+- Byte-level pre-tokenisation and decoding make `decode(encode(text)) == text` for any string, spaces included.
+- `<pad>` differs from `<eos>`: if they were the same, completion-only SFT would mask the real end of sequence and
+  the model would never learn to stop.
+- Nothing is added automatically (no BOS), like Qwen: prompts and completions tokenise the same alone or joined.
+"""
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+THINK, END_THINK = "<think>", "</think>"
+SPECIAL_TOKENS = [PAD, BOS, EOS, UNK, THINK, END_THINK]
+
+# Plain-text chat: the user's text, then the assistant's answer ended by <eos>. `{% generation %}` marks the tokens
+# `assistant_only_loss=True` trains on.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{% generation %}{{ message['content'] }}{{ eos_token }}{% endgeneration %}"
+    "{%- else -%}"
+    "{{ message['content'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+
+MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # the byte alphabet plus the special tokens
+
+
+def _byte_level_bpe(vocab_size: int) -> tuple[Tokenizer, trainers.BpeTrainer]:
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            # Digits first: each digit becomes its own piece, so no merge can ever span a digit.
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    return tokenizer, trainer
+
+
+def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = 256) -> PreTrainedTokenizerFast:
+    """Wrap a `tokenizers.Tokenizer` holding mathalign's special tokens as a transformers fast tokenizer."""
+    missing = [t for t in (PAD, BOS, EOS, UNK) if tokenizer.token_to_id(t) is None]
+    if missing:
+        raise ValueError(f"wrap_tokenizer: the tokenizer lacks the special tokens {missing}.")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token=PAD,
+        bos_token=BOS,
+        eos_token=EOS,
+        unk_token=UNK,
+        additional_special_tokens=[t for t in (THINK, END_THINK) if tokenizer.token_to_id(t) is not None],
+        model_max_length=model_max_length,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 512, model_max_length: int = 256
+) -> PreTrainedTokenizerFast:
+    """Train a digit-preserving byte-level BPE on `texts` and return it as a `PreTrainedTokenizerFast`.
+
+    >>> tok = train_tokenizer(["Evaluate: 12 + 7", "The answer is 19."], vocab_size=300)
+    >>> tok.convert_ids_to_tokens(tok("123")["input_ids"])
+    ['1', '2', '3']
+    """
+    if not isinstance(vocab_size, int) or vocab_size < MIN_VOCAB_SIZE:
+        raise ValueError(
+            f"train_tokenizer: vocab_size must be an integer >= {MIN_VOCAB_SIZE} (256 bytes + "
+            f"{len(SPECIAL_TOKENS)} special tokens), got {vocab_size!r}."
+        )
+    tokenizer, trainer = _byte_level_bpe(vocab_size)
+    tokenizer.train_from_iterator(iter(texts), trainer=trainer)
+    return wrap_tokenizer(tokenizer, model_max_length=model_max_length)
+
+
+__all__ = ["SPECIAL_TOKENS", "train_tokenizer", "wrap_tokenizer"]
