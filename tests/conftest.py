@@ -31,7 +31,7 @@ def tiny_tokenizer():
 
 def make_tiny_model(tokenizer, seed: int = 0, **overrides) -> mathalign.MathGPTForCausalLM:
     torch.manual_seed(seed)
-    config = mathalign.MathGPTConfig(
+    options = dict(
         vocab_size=len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
@@ -40,8 +40,8 @@ def make_tiny_model(tokenizer, seed: int = 0, **overrides) -> mathalign.MathGPTF
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        **overrides,
     )
+    config = mathalign.MathGPTConfig(**{**options, **overrides})
     return mathalign.MathGPTForCausalLM(config)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation import GenerationMixin
@@ -54,9 +55,12 @@ class MathGPTRotaryEmbedding(nn.Module):
 
     def __init__(self, config: MathGPTConfig):
         super().__init__()
+        self.register_buffer("inv_freq", self.compute_inv_freq(config), persistent=False)
+
+    @staticmethod
+    def compute_inv_freq(config: MathGPTConfig) -> torch.Tensor:
         dim = config.head_dim
-        inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        return 1.0 / (config.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))  # (head_dim/2,)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,11 +186,14 @@ class MathGPTPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         super()._init_weights(module)
+        # from_pretrained builds the model on the meta device: non-persistent buffers must be recomputed here.
+        if isinstance(module, MathGPTRotaryEmbedding):
+            init.copy_(module.inv_freq, module.compute_inv_freq(self.config))
         # GPT-2 / nanoGPT: scale the residual output projections by 1/sqrt(2 * n_layer).
         if isinstance(module, (MathGPTAttention, MathGPTMLP)):
             proj = module.o_proj if isinstance(module, MathGPTAttention) else module.down_proj
             std = self.config.initializer_range / (2 * self.config.num_hidden_layers) ** 0.5
-            nn.init.normal_(proj.weight, mean=0.0, std=std)
+            init.normal_(proj.weight, mean=0.0, std=std)  # skips weights already loaded from a checkpoint
 
 
 class MathGPTModel(MathGPTPreTrainedModel):
@@ -221,6 +228,10 @@ class MathGPTModel(MathGPTPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (B, T, hidden)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
+        # A cache created here is empty: build the mask as for a cache-less forward, since create_causal_mask only
+        # detects packed sequences (from position_ids) when there is no cache. Otherwise packed training or
+        # evaluation batches would silently attend across examples.
+        mask_cache = past_key_values
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=self.config)
 
@@ -234,7 +245,7 @@ class MathGPTModel(MathGPTPreTrainedModel):
             config=self.config,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            past_key_values=mask_cache,
             position_ids=position_ids,
         )
 

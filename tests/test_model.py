@@ -1,0 +1,240 @@
+"""MathGPT behaves like a transformers causal LM: save/load, generate, attention backends, packing, checkpointing."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+import mathalign
+from conftest import make_tiny_model
+
+
+def test_auto_classes_load_a_saved_checkpoint(tiny_model_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert isinstance(model, mathalign.MathGPTForCausalLM)
+    assert isinstance(AutoConfig.from_pretrained(tiny_model_dir), mathalign.MathGPTConfig)
+    # Tied embeddings survive the round trip (transformers 5 unties silently if the config forgets them).
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+
+
+def test_saved_checkpoint_carries_remote_code(tiny_model_dir):
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_mathgpt.MathGPTForCausalLM"
+    assert (tiny_model_dir / "modeling_mathgpt.py").exists()
+    assert (tiny_model_dir / "configuration_mathgpt.py").exists()
+
+
+def test_round_trip_in_process_gives_identical_logits(tiny_model, tiny_tokenizer, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = tiny_tokenizer(["12+7=?"], return_tensors="pt").input_ids
+    torch.testing.assert_close(tiny_model(ids).logits, reloaded(ids).logits, rtol=0, atol=0)
+
+
+def test_remote_code_loads_without_mathalign_and_generates_the_same_tokens(tiny_model_dir, tiny_tokenizer):
+    prompt = "12+7=?"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = tiny_tokenizer(prompt, return_tensors="pt").input_ids
+    expected = model.generate(ids, max_new_tokens=8, do_sample=False).tolist()
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["mathalign"] = None  # importing mathalign now fails: only the shipped code can be used
+        import json, torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        tok = AutoTokenizer.from_pretrained({str(tiny_model_dir)!r}, trust_remote_code=True)
+        model = AutoModelForCausalLM.from_pretrained({str(tiny_model_dir)!r}, trust_remote_code=True)
+        ids = tok({prompt!r}, return_tensors="pt").input_ids
+        print(json.dumps(model.generate(ids, max_new_tokens=8, do_sample=False).tolist()))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd="/")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+
+
+@pytest.mark.parametrize("position_embedding_type", ["rope", "learned"])
+def test_greedy_generation_with_cache_equals_without(tiny_tokenizer, position_embedding_type):
+    model = make_tiny_model(tiny_tokenizer, position_embedding_type=position_embedding_type).eval()
+    # Left padding: the second prompt is shorter, so the cache must respect the attention mask and positions.
+    tiny_tokenizer.padding_side = "left"
+    batch = tiny_tokenizer(["12+7=?", "3*4=?"], return_tensors="pt", padding=True)
+    tiny_tokenizer.padding_side = "right"
+    kwargs = dict(max_new_tokens=10, do_sample=False, pad_token_id=tiny_tokenizer.pad_token_id)
+    with_cache = model.generate(**batch, use_cache=True, **kwargs)
+    without_cache = model.generate(**batch, use_cache=False, **kwargs)
+    assert torch.equal(with_cache, without_cache)
+
+
+def test_left_padded_batch_matches_single_prompts(tiny_tokenizer):
+    model = make_tiny_model(tiny_tokenizer).eval()
+    prompts = ["12+7=?", "3*4=?", "x-18=21, x=?"]
+    tiny_tokenizer.padding_side = "left"
+    batch = tiny_tokenizer(prompts, return_tensors="pt", padding=True)
+    tiny_tokenizer.padding_side = "right"
+    kwargs = dict(max_new_tokens=6, do_sample=False, pad_token_id=tiny_tokenizer.pad_token_id)
+    batched = model.generate(**batch, **kwargs)[:, batch.input_ids.shape[1]:]
+    for row, prompt in zip(batched, prompts):
+        ids = tiny_tokenizer(prompt, return_tensors="pt").input_ids
+        single = model.generate(ids, **kwargs)[0, ids.shape[1]:]
+        assert row[: len(single)].tolist() == single.tolist()
+
+
+@pytest.mark.parametrize("position_embedding_type", ["rope", "learned"])
+def test_eager_and_sdpa_give_the_same_logits(tiny_tokenizer, position_embedding_type):
+    model = make_tiny_model(tiny_tokenizer, position_embedding_type=position_embedding_type).eval()
+    batch = tiny_tokenizer(["12+7=? The answer", "3*4=?"], return_tensors="pt", padding=True)
+    sdpa = model(**batch).logits
+    model.set_attn_implementation("eager")
+    out = model(**batch, output_attentions=True)
+    mask = batch.attention_mask.bool()
+    torch.testing.assert_close(out.logits[mask], sdpa[mask], rtol=1e-4, atol=1e-5)
+    # One attention map per layer, (batch, heads, T, T), rows summing to one.
+    assert len(out.attentions) == 2
+    assert out.attentions[0].shape == (2, 4, batch.input_ids.shape[1], batch.input_ids.shape[1])
+    torch.testing.assert_close(out.attentions[0].sum(-1), torch.ones(2, 4, batch.input_ids.shape[1]))
+
+
+@pytest.mark.parametrize("position_embedding_type", ["rope", "learned"])
+def test_packed_sequences_do_not_attend_to_each_other(tiny_tokenizer, position_embedding_type):
+    model = make_tiny_model(tiny_tokenizer, position_embedding_type=position_embedding_type).eval()
+    seqs = [tiny_tokenizer(t).input_ids for t in ["12+7=? The answer is 19.", "3*4=?", "9-2=? The answer is 7."]]
+    # Padding-free packing as TRL does it: one row, positions restart at every sequence.
+    packed = torch.tensor([sum(seqs, [])])
+    position_ids = torch.tensor([sum((list(range(len(s))) for s in seqs), [])])
+    packed_logits = model(input_ids=packed, position_ids=position_ids).logits[0]
+    start = 0
+    for s in seqs:
+        alone = model(input_ids=torch.tensor([s])).logits[0]
+        torch.testing.assert_close(packed_logits[start : start + len(s)], alone, rtol=1e-4, atol=1e-5)
+        start += len(s)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_tokenizer):
+    ids = tiny_tokenizer(["12+7=? The answer is 19."], return_tensors="pt").input_ids
+
+    def grads(checkpointing: bool):
+        model = make_tiny_model(tiny_tokenizer).train()
+        if checkpointing:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        model(input_ids=ids, labels=ids).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain, checkpointed = grads(False), grads(True)
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(plain[name], checkpointed[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_loss_matches_manual_cross_entropy(tiny_model, tiny_tokenizer):
+    ids = tiny_tokenizer(["12+7=? The answer is 19."], return_tensors="pt").input_ids
+    out = tiny_model(input_ids=ids, labels=ids)
+    manual = torch.nn.functional.cross_entropy(out.logits[0, :-1], ids[0, 1:])
+    torch.testing.assert_close(out.loss, manual)
+
+
+@pytest.mark.parametrize(
+    "target_modules, expected",
+    [
+        # Explicit attention projections: only q/v get adapters.
+        (["q_proj", "v_proj"], {"q_proj", "v_proj"}),
+        # "all-linear": every Linear in the blocks, never the (tied) lm_head.
+        ("all-linear", {"q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"}),
+    ],
+)
+def test_lora_wraps_the_named_layers(tiny_model, target_modules, expected):
+    peft_model = get_peft_model(tiny_model, LoraConfig(r=4, lora_alpha=8, target_modules=target_modules))
+    wrapped = {name.split(".")[-1] for name, module in peft_model.named_modules() if hasattr(module, "lora_A")}
+    assert wrapped == expected
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"hidden_size": 30, "num_attention_heads": 4}, "divisible by `num_attention_heads`"),  # 30 % 4 != 0
+        ({"position_embedding_type": "alibi"}, "position_embedding_type"),  # unknown position scheme
+        ({"norm_type": "batchnorm"}, "norm_type"),  # unknown norm
+        ({"num_hidden_layers": 0}, "num_hidden_layers"),  # no blocks at all
+        ({"resid_dropout": 1.5}, "resid_dropout"),  # dropout is a probability
+        ({"hidden_size": 36, "num_attention_heads": 4}, "even head_dim"),  # rotary needs pairs of dimensions
+    ],
+)
+def test_bad_configs_raise_clear_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        mathalign.MathGPTConfig(**overrides)
+
+
+def test_learned_positions_beyond_the_table_raise_a_clear_error(tiny_tokenizer):
+    model = make_tiny_model(tiny_tokenizer, position_embedding_type="learned", max_position_embeddings=8)
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(input_ids=torch.zeros(1, 9, dtype=torch.long))
+
+
+# --- tokenizer ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "72/4=? The answer is 18.",  # the seed's plain format
+        "x-18=21, x=? The answer is 39.",  # equation with a comma and space
+        "Evaluate: 5 + (10 - 3) <think> Step 1: 10 - 3 = 7 </think> Final Result: 12",  # reasoning markers
+        "  leading spaces,\ttabs\nand newlines  ",  # whitespace is kept byte for byte
+        "-1234567890 #### 42 Final Answer: C",  # every digit, negatives, GSM8K/AQuA cues
+        "unseen ünïcödé ✓",  # characters the tokenizer never saw in training
+    ],
+)
+def test_tokenizer_round_trips_exactly(tiny_tokenizer, text):
+    assert tiny_tokenizer.decode(tiny_tokenizer(text).input_ids) == text
+
+
+def test_every_digit_is_its_own_token(tiny_tokenizer):
+    tokens = tiny_tokenizer.convert_ids_to_tokens(tiny_tokenizer("x=1234567890, 99+100=199").input_ids)
+    digit_tokens = [t for t in tokens if any(c.isdigit() for c in t)]
+    assert all(len(t) == 1 for t in digit_tokens), digit_tokens
+    assert "".join(digit_tokens) == "1234567890" + "99100199"
+
+
+def test_special_tokens_are_unique_and_pad_is_not_eos(tiny_tokenizer):
+    ids = [tiny_tokenizer.convert_tokens_to_ids(t) for t in mathalign.SPECIAL_TOKENS]
+    assert len(set(ids)) == len(ids)
+    assert tiny_tokenizer.pad_token_id != tiny_tokenizer.eos_token_id
+    # <think> is one token, not spelled out.
+    assert len(tiny_tokenizer("<think>").input_ids) == 1
+
+
+def test_words_merge_while_digits_do_not(tiny_tokenizer):
+    assert len(tiny_tokenizer(" answer").input_ids) == 1
+
+
+def test_chat_template_marks_the_assistant_turn(tiny_tokenizer):
+    messages = [{"role": "user", "content": "12+7=?"}, {"role": "assistant", "content": " The answer is 19."}]
+    out = tiny_tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
+    text = tiny_tokenizer.apply_chat_template(messages, tokenize=False)
+    assert text == "12+7=? The answer is 19.<eos>"
+    masked = [i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    assert tiny_tokenizer.decode(masked) == " The answer is 19.<eos>"
+
+
+def test_tokenizer_saves_and_loads_with_auto_tokenizer(tiny_tokenizer, tmp_path):
+    tiny_tokenizer.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    text = "x-18=21, x=? The answer is 39."
+    assert loaded(text).input_ids == tiny_tokenizer(text).input_ids
+    assert (loaded.pad_token, loaded.eos_token) == ("<pad>", "<eos>")
+    assert loaded.chat_template == tiny_tokenizer.chat_template
+
+
+def test_too_small_vocab_is_refused():
+    with pytest.raises(ValueError, match="vocab_size"):
+        mathalign.train_tokenizer(["1+1=2"], vocab_size=100)
+
+
+def test_public_api_is_explicit():
+    assert mathalign.__all__ == sorted(mathalign.__all__)
+    for name in mathalign.__all__:
+        assert hasattr(mathalign, name), name
