@@ -1,0 +1,356 @@
+"""Arithmetic family: the nine problem types of "Teaching NanoGPT to do Math", e.g. `72/4=?` or `x-18=21, x=?`.
+
+    prompt  "72/4=?"            target  " The answer is 18."                        (answer_style="plain")
+                                        " The answer is 18 because 72/4 equals 18."  (answer_style="explain")
+                                        " Reversed: 81. The answer is 18."           (answer_style="reversed")
+    prompt  "x-18=21, x=?"      target  " x=21+18. The answer is 39."               (answer_style="scratchpad")
+
+Whatever the style, the last sentence is `The answer is N.` and that is what gets checked. Reversed digits and a
+short scratchpad are the formats Lee et al. (2023) found to cut the samples a small transformer needs.
+
+Operands are drawn digit-balanced (first a digit count, then a number with that many digits), so 1-digit operands
+are not drowned by 2-digit ones. A problem's `key` ignores spacing and operand order: `3+4=?` and `4+3=?` are the
+same problem, and so are `x+4=10, x=?` and `4+x=10, x=?`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from dataclasses import dataclass, field
+
+from .base import Problem, Task, last_integer
+
+TYPES = [
+    "a_plus_b",  # 17+19=?
+    "a_minus_b",  # 17-19=?
+    "a_times_b",  # 17*19=?
+    "a_over_b",  # 72/4=?         (exact division only)
+    "x_times_b",  # x*4=72, x=?   (or 4*x=72)
+    "x_plus_b",  # x+4=10, x=?    (or 4+x=10)
+    "x_minus_b",  # x-18=21, x=?
+    "b_minus_x",  # 26-x=3, x=?
+    "b_over_x",  # 26/x=2, x=?
+]
+EQUATION_TYPES = frozenset(TYPES[4:])
+COMMUTATIVE_TYPES = frozenset({"a_plus_b", "a_times_b"})  # their key sorts the operands
+ANSWER_STYLES = ("plain", "explain", "reversed", "scratchpad")
+MAX_DIGITS = 18  # beyond this the numbers are no longer "arithmetic for a tiny model", just slow
+
+_ANSWER = re.compile(r"[Tt]he answer is\s*(-?\d[\d,]*)")
+
+
+@dataclass
+class ArithmeticSpec:
+    """What problems to draw. Every field is validated on construction; errors name the field."""
+
+    min_digits: int = 1  # fewest digits per operand (1-digit numbers include 0)
+    max_digits: int = 2  # most digits per operand; test_ood uses max_digits + 1
+    types: tuple[str, ...] | dict[str, float] = tuple(TYPES)  # a list (even mix) or {type: weight}
+    answer_style: str = "plain"  # plain | explain | reversed | scratchpad
+    spacing_variants: float = 0.1  # probability that a prompt is written with other spacing (`72-x=34,x=?`)
+    allow_negative: bool = True  # subtraction may give negative numbers (`3-7=?` -> -4)
+    _ranges: list[tuple[int, int]] = field(init=False, repr=False, compare=False)
+    _type_names: list[str] = field(init=False, repr=False, compare=False)
+    _type_cum_weights: list[float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        for name in ("min_digits", "max_digits"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_DIGITS:
+                raise ValueError(f"{name} must be an integer in [1, {MAX_DIGITS}], got {value!r}")
+        if self.min_digits > self.max_digits:
+            raise ValueError(
+                f"min_digits ({self.min_digits}) > max_digits ({self.max_digits}): the operand range is empty"
+            )
+        weights = self.types if isinstance(self.types, dict) else {t: 1.0 for t in self.types}
+        if isinstance(self.types, str):
+            raise ValueError(f"types must be a list of type names or a {{type: weight}} dict, got {self.types!r}")
+        unknown = [t for t in weights if t not in TYPES]
+        if unknown:
+            raise ValueError(f"unknown arithmetic types {unknown} in types; valid types: {TYPES}")
+        if any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ValueError(f"types needs at least one type with a positive weight, got {self.types!r}")
+        if self.answer_style not in ANSWER_STYLES:
+            raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {self.answer_style!r}")
+        if not 0.0 <= float(self.spacing_variants) <= 1.0:
+            raise ValueError(f"spacing_variants is a probability in [0, 1], got {self.spacing_variants!r}")
+        self._ranges = [digit_range(d) for d in range(self.min_digits, self.max_digits + 1)]
+        self._type_names = [t for t in TYPES if weights.get(t, 0) > 0]  # TYPES order: deterministic draws
+        cum, total = [], 0.0
+        for t in self._type_names:
+            total += float(weights[t])
+            cum.append(total)
+        self._type_cum_weights = cum
+
+    @property
+    def type_weights(self) -> dict[str, float]:
+        """Each drawn type's share of the mix (sums to 1)."""
+        total, prev, out = self._type_cum_weights[-1], 0.0, {}
+        for name, cum in zip(self._type_names, self._type_cum_weights):
+            out[name], prev = (cum - prev) / total, cum
+        return out
+
+    def ood(self) -> "ArithmeticSpec":
+        """The out-of-distribution spec: every operand one digit longer than anything seen in training."""
+        return dataclasses.replace(self, min_digits=self.max_digits + 1, max_digits=self.max_digits + 1)
+
+
+def digit_range(digits: int) -> tuple[int, int]:
+    """Smallest and largest number with exactly `digits` digits (1 digit includes 0)."""
+    return (0 if digits == 1 else 10 ** (digits - 1)), 10**digits - 1
+
+
+class ArithmeticTask(Task):
+    name = "arithmetic"
+    types = list(TYPES)
+    spec_class = ArithmeticSpec
+
+    # -- making problems -----------------------------------------------------------------------------------------
+
+    def generate(self, rng: random.Random, spec: ArithmeticSpec | None = None, type: str | None = None) -> Problem:
+        """Draw one problem (of `type`, or of a type drawn from the spec's mix)."""
+        spec = spec or ArithmeticSpec()
+        if type is None:
+            type = rng.choices(spec._type_names, cum_weights=spec._type_cum_weights)[0]
+        elif type not in TYPES:
+            raise ValueError(f"unknown arithmetic type {type!r}; valid types: {TYPES}")
+        a, b, swapped = _draw_operands(rng, spec, type)
+        return self.make_problem(type, a, b, spec, swapped=swapped, rng=rng)
+
+    def make_problem(self, type, a, b, spec=None, swapped=False, rng=None, variant="canonical") -> Problem:
+        """The problem of `type` built on operands (a, b) (for equations: (x, b) or (b, x) as the type name says).
+
+        `swapped` writes the operand-order variant (`4+x=10` for `x+4=10`); with an `rng`, the spec's
+        `spacing_variants` picks the prompt's spacing, otherwise `variant` does.
+        """
+        spec = spec or ArithmeticSpec()
+        answer, prompt_parts = _solve(type, a, b, swapped)
+        if rng is not None and spec.spacing_variants and rng.random() < spec.spacing_variants:
+            variant = rng.choice(_VARIANTS_EQUATION if type in EQUATION_TYPES else _VARIANTS_DIRECT)
+        return Problem(
+            prompt=render_prompt(prompt_parts, variant),
+            target=render_target(type, a, b, answer, spec.answer_style),
+            answer=str(answer),
+            type=type,
+            difficulty=_difficulty(type, a, b),
+            key=problem_key(type, a, b),
+            meta={"a": a, "b": b, "swapped": swapped},
+        )
+
+    def render_target(self, problem: Problem, answer: int | str, spec: ArithmeticSpec | None = None) -> str:
+        """`problem`'s target text in the spec's style, but stating `answer` (used to write wrong answers)."""
+        style = (spec or ArithmeticSpec()).answer_style
+        return render_target(problem.type, problem.meta["a"], problem.meta["b"], int(answer), style)
+
+    def num_distinct(self, spec: ArithmeticSpec, type: str | None = None) -> int:
+        """Exact number of distinct keys the spec can produce (for one type, or over the spec's types)."""
+        if type is None:
+            return sum(self.num_distinct(spec, t) for t in spec._type_names)
+        lo, hi = spec._ranges[0][0], spec._ranges[-1][1]
+        n = hi - lo + 1
+        nonzero = n - (1 if lo == 0 else 0)
+        pairs, unordered = n * n, n * (n + 1) // 2
+        if type in ("a_plus_b", "a_times_b"):
+            return unordered
+        if type in ("a_minus_b", "x_minus_b", "b_minus_x"):
+            return pairs if spec.allow_negative else unordered
+        if type == "x_plus_b":
+            return pairs
+        if type == "x_times_b":
+            return n * nonzero
+        if type == "a_over_b":  # (divisor, quotient), a zero quotient allowed: 0/4=0
+            return nonzero * n
+        return nonzero * nonzero  # b_over_x: b/x=c needs c >= 1, or x is not determined
+
+    # -- reading answers -----------------------------------------------------------------------------------------
+
+    def extract_answer(self, text: str) -> str | None:
+        """The N of the last `The answer is N` (fallback: the last integer); None if there is no number.
+
+        >>> ArithmeticTask().extract_answer(" The answer is 18 because 72/4 equals 18.")
+        '18'
+        """
+        try:
+            text = str(text)
+            matches = _ANSWER.findall(text)
+            if matches:
+                return last_integer(matches[-1])
+            return last_integer(text)
+        except Exception:
+            return None
+
+    def normalize_prompt(self, text: str) -> str:
+        """Canonical spacing: `72 - x = 34 ,x=?`, `72-x=34,x=?` and `72-x=34 x=?` all become `72-x=34, x=?`.
+
+        Also maps `×`/`÷`/`−` to `*`/`/`/`-` and completes a bare `72/4` or `72/4=` to `72/4=?`.
+        """
+        try:
+            t = re.sub(r"\s+", "", str(text).translate(_UNICODE_OPERATORS))
+            if t.endswith("="):  # `72/4=` -> `72/4=?`
+                t += "?"
+            elif t[-1:].isalpha() or re.fullmatch(r"-?\d+[-+*/]-?\d+", t):  # `72-x=34, x` / `72/4`
+                t += "=?"
+            return re.sub(r"(?<=\d),?(?=[a-z]=\?$)", ", ", t)  # `=34x=?` / `=34,x=?` -> `=34, x=?`
+        except Exception:
+            return str(text)
+
+
+_UNICODE_OPERATORS = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "＝": "=", "？": "?"})
+
+# ---------------------------------------------------------------------------------------------------------------
+# Drawing operands. Each type gets two numbers (a, b) in the order its name gives them; equations also get a
+# coin flip for the operand-order variant where the operator commutes.
+
+
+def _operand(rng: random.Random, spec: ArithmeticSpec, nonzero: bool = False) -> int:
+    while True:
+        lo, hi = spec._ranges[rng.randrange(len(spec._ranges))]
+        value = rng.randint(lo, hi)
+        if value or not nonzero:
+            return value
+
+
+def _exact_quotient_pair(rng: random.Random, spec: ArithmeticSpec, zero_quotient_ok: bool) -> tuple[int, int]:
+    """(dividend, divisor) for exact division: division is multiplication run backwards, so the divisor and the
+    quotient are the drawn operands (`72/4`: 4 and 18) and the dividend is their product."""
+    divisor = _operand(rng, spec, nonzero=True)
+    return divisor * _operand(rng, spec, nonzero=not zero_quotient_ok), divisor
+
+
+def _draw_operands(rng: random.Random, spec: ArithmeticSpec, type: str) -> tuple[int, int, bool]:
+    if type == "a_over_b":
+        a, b = _exact_quotient_pair(rng, spec, zero_quotient_ok=True)
+        return a, b, False
+    if type == "b_over_x":  # (b, x): b/x=c with c >= 1, so x is determined
+        b, x = _exact_quotient_pair(rng, spec, zero_quotient_ok=False)
+        return b, x, False
+    if type == "x_times_b":
+        return _operand(rng, spec), _operand(rng, spec, nonzero=True), rng.random() < 0.5
+    a, b = _operand(rng, spec), _operand(rng, spec)
+    if not spec.allow_negative and type in ("a_minus_b", "x_minus_b", "b_minus_x") and a < b:
+        a, b = b, a  # keeps a - b (and the equation's c) non-negative
+    return a, b, (type == "x_plus_b" and rng.random() < 0.5)
+
+
+def _difficulty(type: str, a: int, b: int) -> int:
+    """Digits of the longer of the two drawn operands (for division: the divisor and the quotient)."""
+    if type in ("a_over_b", "b_over_x"):
+        a = a // b
+    return max(len(str(abs(a))), len(str(abs(b))))
+
+
+def problem_key(type: str, a: int, b: int) -> str:
+    if type in COMMUTATIVE_TYPES and b < a:
+        a, b = b, a
+    return f"{type}:{a},{b}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rendering. A prompt is a list of parts ("x", "-", "18", "=", "21") so each spacing variant is a join away.
+
+
+def _solve(type: str, a: int, b: int, swapped: bool) -> tuple[int, list[str]]:
+    """The answer and the prompt parts of a problem."""
+    if type == "a_plus_b":
+        return a + b, [str(a), "+", str(b)]
+    if type == "a_minus_b":
+        return a - b, [str(a), "-", str(b)]
+    if type == "a_times_b":
+        return a * b, [str(a), "*", str(b)]
+    if type == "a_over_b":
+        return a // b, [str(a), "/", str(b)]
+    x = a if type.startswith("x_") else b
+    if type == "x_times_b":
+        lhs = [str(b), "*", "x"] if swapped else ["x", "*", str(b)]
+        return x, lhs + [str(a * b)]
+    if type == "x_plus_b":
+        lhs = [str(b), "+", "x"] if swapped else ["x", "+", str(b)]
+        return x, lhs + [str(a + b)]
+    if type == "x_minus_b":
+        return x, ["x", "-", str(b), str(a - b)]
+    if type == "b_minus_x":
+        return x, [str(a), "-", "x", str(a - b)]
+    if type == "b_over_x":
+        return x, [str(a), "/", "x", str(a // b)]
+    raise ValueError(f"unknown arithmetic type {type!r}; valid types: {TYPES}")
+
+
+_VARIANTS_DIRECT = ("spaced",)
+_VARIANTS_EQUATION = ("no_comma_space", "spaced", "spaced_no_comma")
+
+
+def render_prompt(parts: list[str], variant: str = "canonical") -> str:
+    """`72/4=?` / `x-18=21, x=?` (canonical) or a spacing variant of it."""
+    lhs = parts[:3]
+    if len(parts) == 3:  # a op b
+        return " ".join(lhs) + " = ?" if variant == "spaced" else "".join(lhs) + "=?"
+    rhs = parts[3]
+    if variant == "canonical":
+        return f"{''.join(lhs)}={rhs}, x=?"
+    if variant == "no_comma_space":
+        return f"{''.join(lhs)}={rhs},x=?"
+    if variant == "spaced":
+        return f"{' '.join(lhs)} = {rhs}, x = ?"
+    if variant == "spaced_no_comma":
+        return f"{' '.join(lhs)} = {rhs},x = ?"
+    raise ValueError(f"unknown prompt variant {variant!r}")
+
+
+def _r(n: int) -> str:
+    """A number on the right of an operator: negatives in parentheses (`5-(-3)`)."""
+    return f"({n})" if n < 0 else str(n)
+
+
+def _explanation(type: str, a: int, b: int) -> str:
+    """The computation that gives the answer, as the seed writes it after `because`."""
+    if type == "a_plus_b":
+        return f"{a}+{_r(b)}"
+    if type == "a_minus_b":
+        return f"{a}-{_r(b)}"
+    if type == "a_times_b":
+        return f"{a}*{_r(b)}"
+    if type == "a_over_b":
+        return f"{a}/{_r(b)}"
+    if type == "x_times_b":  # x*b=c -> c/b
+        return f"{a * b}/{_r(b)}"
+    if type == "x_plus_b":  # x+b=c -> c-b
+        return f"{a + b}-{_r(b)}"
+    if type == "x_minus_b":  # x-b=c -> c+b
+        return f"{a - b}+{_r(b)}"
+    if type == "b_minus_x":  # b-x=c -> b-c
+        return f"{a}-{_r(a - b)}"
+    return f"{a}/{_r(a // b)}"  # b_over_x: b/x=c -> b/c
+
+
+def _scratch(type: str, a: int, b: int, answer: int) -> str:
+    """One short step before the answer: the inverse operation for equations, a tens/units split otherwise."""
+    if type in EQUATION_TYPES:
+        return "x=" + _explanation(type, a, b)
+    if type == "a_over_b":
+        return f"{b}*{_r(answer)}={a}"
+    units = b % 10
+    tens = b - units
+    op = {"a_plus_b": "+", "a_minus_b": "-", "a_times_b": "*"}[type]
+    if tens == 0 or units == 0:  # nothing to split
+        return f"{a}{op}{_r(b)}={answer}"
+    if type == "a_times_b":
+        return f"{a}*{tens}={a * tens}, {a}*{units}={a * units}, {a * tens}+{_r(a * units)}={answer}"
+    first = a + tens if op == "+" else a - tens
+    return f"{a}{op}{tens}={first}, {first}{op}{units}={answer}"
+
+
+def render_target(type: str, a: int, b: int, answer: int, style: str = "plain") -> str:
+    """The completion for a problem, stating `answer` (the right one, or a wrong one for a negative)."""
+    final = f"The answer is {answer}"
+    if style == "plain":
+        return f" {final}."
+    if style == "explain":
+        return f" {final} because {_explanation(type, a, b)} equals {answer}."
+    if style == "reversed":
+        digits = str(abs(answer))[::-1]
+        return f" Reversed: {'-' if answer < 0 else ''}{digits}. {final}."
+    if style == "scratchpad":
+        return f" {_scratch(type, a, b, answer)}. {final}."
+    raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {style!r}")

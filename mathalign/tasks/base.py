@@ -1,0 +1,146 @@
+"""What every problem family shares: the `Problem` record, the `Task` interface, and number parsing.
+
+A family (arithmetic, expressions, gsm8k, aqua) is the single place that knows how to make a problem, render its
+prompt and target, and check an answer. Data builders, rewards and evaluation all go through it, so a change of
+format happens in exactly one module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+
+@dataclass
+class Problem:
+    """One problem, ready to become a dataset row.
+
+    `prompt` is what the model reads and `target` the completion it should write (it starts with a space, so
+    `prompt + target` is the full text). `answer` is the gold answer as a canonical string ("18", "-3", "ERROR",
+    "C"); `key` is the canonical identity of the problem, the thing train/test disjointness is measured on
+    (spacing variants and operand-order variants share a key).
+    """
+
+    prompt: str
+    target: str
+    answer: str
+    type: str
+    difficulty: int
+    key: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.prompt + self.target
+
+
+class Task:
+    """Interface of a problem family; subclasses fill in the class attributes and the methods below."""
+
+    name: ClassVar[str]
+    types: ClassVar[list[str]]  # every problem type the family can emit, in ClassLabel order
+    spec_class: ClassVar[type]
+
+    def make_spec(self, **kwargs):
+        """Build the family's spec, refusing unknown option names with the list of valid ones."""
+        return build_spec(self.spec_class, kwargs, family=self.name)
+
+    def generate(self, rng: random.Random, spec) -> Problem:
+        raise NotImplementedError(f"the {self.name!r} family does not generate problems")
+
+    def extract_answer(self, text: str) -> str | None:
+        raise NotImplementedError
+
+    def check(self, text: str, answer: str) -> bool:
+        """Exact match of the answer found in `text` against the gold `answer`; never raises."""
+        try:
+            found = self.extract_answer(text)
+            return found is not None and found == self.canonical_answer(answer)
+        except Exception:  # a verifier must never take training down
+            return False
+
+    def canonical_answer(self, answer) -> str | None:
+        """The gold answer in the same canonical form `extract_answer` returns."""
+        return canonical_number(str(answer))
+
+    def normalize_prompt(self, text: str) -> str:
+        """Canonical spacing of a prompt a person typed (default: collapse runs of whitespace)."""
+        return " ".join(str(text).split())
+
+    def num_distinct(self, spec, type: str | None = None) -> int | None:
+        """How many distinct problems (keys) the spec can produce, per type or in total; None when unbounded."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, types={self.types!r})"
+
+
+def build_spec(spec_class, kwargs: dict, family: str):
+    valid = [f.name for f in dataclasses.fields(spec_class)]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown {family} option(s) {unknown}; valid options: {valid}")
+    return spec_class(**kwargs)
+
+
+def spec_to_dict(spec) -> dict[str, Any]:
+    """A spec as plain JSON-able values (tuples become lists), for dataset cards."""
+    out = {}
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, dict):
+            value = dict(value)
+        out[f.name] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Numbers: canonical strings so that "018", "18.0", "1,018" and " 18 " compare as the answers they are.
+
+MAX_NUMBER_CHARS = 40  # longer digit runs are garbage, not answers (and int() of huge strings is slow)
+# A minus sign counts only when it cannot be a binary operator ("5-3" ends in 3, "is -3" in -3).
+_SIGN = r"(?:(?<![\w)])-)?"
+_NUMBER = re.compile(_SIGN + r"\$?\d[\d,]*(?:\.\d+)?")
+_INT = re.compile(_SIGN + r"\d+")
+
+
+def canonical_number(text: str) -> str | None:
+    """'1,018' -> '1018', '18.0' -> '18', '-0' -> '0', '2.50' -> '2.5'; None for anything that is not a number."""
+    try:
+        s = str(text).strip().replace(",", "").replace("$", "")
+        if s.endswith("."):
+            s = s[:-1]
+        if not s or len(s) > MAX_NUMBER_CHARS:
+            return None
+        value = Decimal(s)
+        if not value.is_finite():
+            return None
+        if value == value.to_integral_value():
+            return str(int(value))
+        return format(value.normalize(), "f")
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+
+
+def last_number(text: str) -> str | None:
+    """The last number in `text` (commas and $ allowed), canonical; None if there is none."""
+    for match in reversed(list(_NUMBER.finditer(text))):
+        value = canonical_number(match.group())
+        if value is not None:
+            return value
+    return None
+
+
+def last_integer(text: str) -> str | None:
+    """The last (signed) integer in `text`, canonical; None if there is none."""
+    for match in reversed(list(_INT.finditer(text))):
+        value = canonical_number(match.group())
+        if value is not None:
+            return value
+    return None

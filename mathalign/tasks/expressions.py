@@ -1,0 +1,659 @@
+"""Expressions family: step-by-step evaluation of integer expressions (the "Arithmetic LLM Training System" seed).
+
+    prompt  "Evaluate: 5 + (10 - 3)"
+    target  " <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 Step 2: 5 + 7 = 12 Expression now: 12 </think>
+              Final Result: 12"                                   (one line; shown wrapped here)
+
+An `invalid_rate` of the problems are malformed on purpose (unbalanced parentheses, a dangling operator, a division
+by zero) and their answer is `ERROR`:
+
+    prompt  "Evaluate: 5 + (10 - 3"
+    target  " <think> Error: unbalanced parentheses </think> Final Result: ERROR"
+
+Expressions are trees of `(op, left, right)` tuples with int leaves. They are written with the fewest parentheses
+that keep the tree (a right operand of equal precedence keeps its parentheses: `1 + (2 + 3)`), so a string names
+exactly one tree and one reduction order: always the leftmost operation whose operands are both numbers. A small
+recursive-descent parser reads them back; nothing here calls Python's `eval`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from dataclasses import dataclass
+
+from .base import Problem, Task, canonical_number
+
+TYPES = ["well_formed", "unbalanced_parens", "dangling_operator", "division_by_zero", "other_error"]
+INVALID_KINDS = ("unbalanced_parens", "dangling_operator", "division_by_zero")  # what generation draws
+# other_error: imported expressions that fail in another way (inexact division, overflow, stray characters)
+OPERATORS = ("+", "-", "*", "/")
+PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+PROMPT_PREFIX = "Evaluate: "
+ERROR = "ERROR"
+MAX_ABS_VALUE = 10**6  # intermediate results beyond this are rejected when generating and are errors when parsing
+_ERROR_TEXT = {
+    "unbalanced_parens": "unbalanced parentheses",
+    "dangling_operator": "dangling operator",
+    "division_by_zero": "division by zero",
+    "inexact_division": "inexact division",
+    "overflow": "number too large",
+    "syntax": "not an expression",
+}
+
+
+class ExpressionError(ValueError):
+    """An expression that has no value; `kind` says why (one of the keys of `_ERROR_TEXT`)."""
+
+    def __init__(self, kind: str, detail: str = ""):
+        super().__init__(f"{_ERROR_TEXT.get(kind, kind)}{': ' + detail if detail else ''}")
+        self.kind = kind
+
+
+@dataclass
+class ExpressionsSpec:
+    """What expressions to draw. Every field is validated on construction; errors name the field."""
+
+    max_depth: int = 4  # most nested operations (`5 + (10 - 3)` has depth 2); test_ood uses max_depth + 1
+    num_range: tuple[int, int] = (1, 20)  # inclusive range of the numbers in an expression
+    num_operands: tuple[int, int] = (2, 5)  # inclusive; the top is capped at 2**max_depth
+    operators: tuple[str, ...] = ("+", "-")  # any of + - * / (division is always exact)
+    invalid_rate: float = 0.05  # share of malformed expressions whose answer is ERROR
+    invalid_kinds: tuple[str, ...] | None = None  # None: all kinds (division_by_zero only when / is an operator)
+    max_abs_value: int = MAX_ABS_VALUE  # bound on every intermediate value
+
+    def __post_init__(self):
+        if not _is_int(self.max_depth) or self.max_depth < 1:
+            raise ValueError(f"max_depth must be an integer >= 1, got {self.max_depth!r}")
+        self.num_range = _int_range("num_range", self.num_range)
+        self.num_operands = _int_range("num_operands", self.num_operands)
+        if self.num_operands[0] < 2:
+            raise ValueError(f"num_operands must start at 2 or more (one operation at least), got {self.num_operands}")
+        if self.num_operands[0] > 2**self.max_depth:
+            raise ValueError(
+                f"num_operands {self.num_operands} cannot fit in max_depth={self.max_depth} "
+                f"(at most {2**self.max_depth} operands); raise max_depth or lower num_operands"
+            )
+        if isinstance(self.operators, str):
+            self.operators = tuple(self.operators.replace(",", " ").split()) or tuple(self.operators)
+        self.operators = tuple(self.operators)
+        bad = [op for op in self.operators if op not in OPERATORS]
+        if bad or not self.operators:
+            raise ValueError(f"operators must be a non-empty subset of {OPERATORS}, got {self.operators!r}")
+        if self.operators == ("/",):
+            raise ValueError("operators needs at least one of + - * besides / (exact division is not always possible)")
+        if not 0.0 <= float(self.invalid_rate) <= 1.0:
+            raise ValueError(f"invalid_rate is a probability in [0, 1], got {self.invalid_rate!r}")
+        if self.invalid_kinds is not None:
+            self.invalid_kinds = tuple(self.invalid_kinds)
+            bad = [k for k in self.invalid_kinds if k not in INVALID_KINDS]
+            if bad or not self.invalid_kinds:
+                raise ValueError(f"invalid_kinds must be a non-empty subset of {INVALID_KINDS}, got {self.invalid_kinds!r}")
+        if not _is_int(self.max_abs_value) or self.max_abs_value < max(abs(n) for n in self.num_range):
+            raise ValueError(f"max_abs_value must be an integer >= every number in num_range, got {self.max_abs_value!r}")
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The invalid kinds actually drawn."""
+        if self.invalid_kinds is not None:
+            return self.invalid_kinds
+        return INVALID_KINDS if "/" in self.operators else INVALID_KINDS[:2]
+
+    @property
+    def max_operands(self) -> int:
+        return min(self.num_operands[1], 2**self.max_depth)
+
+    @property
+    def type_weights(self) -> dict[str, float]:
+        """Each type's share of the problems drawn (sums to 1)."""
+        weights = {"well_formed": 1.0 - self.invalid_rate}
+        for kind in self.kinds:
+            weights[kind] = self.invalid_rate / len(self.kinds)
+        return {t: w for t, w in weights.items() if w > 0}
+
+    def ood(self) -> "ExpressionsSpec":
+        """The out-of-distribution spec: one level deeper and more operands than anything in training."""
+        top = self.max_operands
+        return dataclasses.replace(self, max_depth=self.max_depth + 1, num_operands=(top + 1, top + 2))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_range(name: str, value) -> tuple[int, int]:
+    try:
+        lo, hi = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (low, high) pair of integers, got {value!r}") from None
+    if not (_is_int(lo) and _is_int(hi)):
+        raise ValueError(f"{name} must be a (low, high) pair of integers, got {value!r}")
+    if lo > hi:
+        raise ValueError(f"{name} {value!r} is empty (low > high)")
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Trees: an int is a number, a tuple (op, left, right) an operation.
+
+
+def apply(op: str, a: int, b: int, max_abs_value: int = MAX_ABS_VALUE) -> int:
+    """`a op b` with the family's rules: exact division only, values bounded."""
+    if op == "+":
+        value = a + b
+    elif op == "-":
+        value = a - b
+    elif op == "*":
+        value = a * b
+    elif op == "/":
+        if b == 0:
+            raise ExpressionError("division_by_zero", f"{a} / {b}")
+        if a % b:
+            raise ExpressionError("inexact_division", f"{a} / {b}")
+        value = a // b
+    else:
+        raise ExpressionError("syntax", f"unknown operator {op!r}")
+    if abs(value) > max_abs_value:
+        raise ExpressionError("overflow", f"{a} {op} {b}")
+    return value
+
+
+def evaluate_tree(node, max_abs_value: int = MAX_ABS_VALUE) -> int:
+    if isinstance(node, int):
+        return node
+    op, left, right = node
+    return apply(op, evaluate_tree(left, max_abs_value), evaluate_tree(right, max_abs_value), max_abs_value)
+
+
+def render(node, parent_precedence: int = 0, right_of_parent: bool = False) -> str:
+    """`5 + (10 - 3)`: the fewest parentheses that keep the tree's shape."""
+    if isinstance(node, int):
+        return str(node)
+    op, left, right = node
+    prec = PRECEDENCE[op]
+    text = f"{render(left, prec, False)} {op} {render(right, prec, True)}"
+    if prec < parent_precedence or (right_of_parent and prec == parent_precedence):
+        return f"({text})"
+    return text
+
+
+def count_operations(node) -> int:
+    return 0 if isinstance(node, int) else 1 + count_operations(node[1]) + count_operations(node[2])
+
+
+def depth(node) -> int:
+    return 0 if isinstance(node, int) else 1 + max(depth(node[1]), depth(node[2]))
+
+
+def reduce_once(node, max_abs_value: int = MAX_ABS_VALUE, delta: int = 0):
+    """Reduce the leftmost operation whose operands are numbers: returns (new_tree, (a, op, b, value)).
+
+    `delta` is added to the result (to write a plausible slip for a rejected example). Raises ExpressionError when
+    that operation has no value (division by zero...); the error's `.step` is the failing (a, op, b).
+    """
+    op, left, right = node
+    if isinstance(left, int) and isinstance(right, int):
+        try:
+            value = apply(op, left, right, max_abs_value) + delta
+        except ExpressionError as err:
+            err.step = (left, op, right)
+            raise
+        return value, (left, op, right, value)
+    if not isinstance(left, int):
+        new_left, step = reduce_once(left, max_abs_value, delta)
+        return (op, new_left, right), step
+    new_right, step = reduce_once(right, max_abs_value, delta)
+    return (op, left, new_right), step
+
+
+def solution_steps(node, max_abs_value: int = MAX_ABS_VALUE, wrong_step: tuple[int, int] | None = None):
+    """The reduction of `node`: (steps, value), steps being (a, op, b, result, expression_now) tuples.
+
+    Raises ExpressionError at the first step that has no value; the error's `.steps` holds the steps before it.
+    `wrong_step=(i, delta)` adds `delta` to the result of step i and carries on from the wrong value.
+    """
+    steps = []
+    while not isinstance(node, int):
+        delta = wrong_step[1] if wrong_step is not None and wrong_step[0] == len(steps) else 0
+        try:
+            node, (a, op, b, value) = reduce_once(node, max_abs_value, delta)
+        except ExpressionError as err:
+            err.steps = steps
+            raise
+        steps.append((a, op, b, value, render(node)))
+    return steps, node
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parsing: tokens -> tree, by recursive descent over  expr := term (("+"|"-") term)* ;
+# term := unary (("*"|"/") unary)* ; unary := "-" unary | number | "(" expr ")".
+
+_TOKEN = re.compile(r"\s*(?:(\d+)|(.))")
+
+
+def tokenize(text: str) -> list[str]:
+    """'5+(10 - 3)' -> ['5', '+', '(', '10', '-', '3', ')']; raises ExpressionError on anything else."""
+    tokens = []
+    for number, other in _TOKEN.findall(str(text).strip()):
+        if number:
+            if len(number) > 30:
+                raise ExpressionError("overflow", number[:10] + "...")
+            tokens.append(number)
+        elif other in "+-*/()":
+            tokens.append(other)
+        elif other in "×÷−":
+            tokens.append({"×": "*", "÷": "/", "−": "-"}[other])
+        elif not other.isspace():
+            raise ExpressionError("syntax", f"unexpected {other!r}")
+    if not tokens:
+        raise ExpressionError("syntax", "empty expression")
+    return tokens
+
+
+class _Parser:
+    def __init__(self, tokens: list[str]):
+        self.tokens, self.pos = tokens, 0
+
+    def peek(self):
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self):
+        token = self.peek()
+        self.pos += 1
+        return token
+
+    def expression(self):
+        node = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.take()
+            node = (op, node, self.term())
+        return node
+
+    def term(self):
+        node = self.unary()
+        while self.peek() in ("*", "/"):
+            op = self.take()
+            node = (op, node, self.unary())
+        return node
+
+    def unary(self):
+        token = self.take()
+        if token is None:
+            raise ExpressionError("dangling_operator", "an operator has no right operand")
+        if token == "-":
+            operand = self.unary()
+            return -operand if isinstance(operand, int) else ("*", -1, operand)
+        if token.isdigit():
+            return int(token)
+        if token == "(":
+            node = self.expression()
+            if self.take() != ")":
+                raise ExpressionError("unbalanced_parens", "a '(' is never closed")
+            return node
+        if token == ")":
+            raise ExpressionError("unbalanced_parens", "a ')' closes nothing")
+        raise ExpressionError("dangling_operator", f"{token!r} has no left operand")
+
+
+def parse(text: str):
+    """The tree of an expression; raises ExpressionError (with `.kind`) for anything malformed.
+
+    >>> parse("5 + (10 - 3)")
+    ('+', 5, ('-', 10, 3))
+    """
+    tokens = tokenize(text)
+    if tokens.count("(") != tokens.count(")"):
+        raise ExpressionError("unbalanced_parens", f"{tokens.count('(')} '(' for {tokens.count(')')} ')'")
+    parser = _Parser(tokens)
+    node = parser.expression()
+    if parser.peek() is not None:
+        token = parser.peek()
+        kind = "unbalanced_parens" if token in "()" else "dangling_operator" if token in "+-*/" else "syntax"
+        raise ExpressionError(kind, f"unexpected {token!r}")
+    return node
+
+
+def evaluate(text: str, max_abs_value: int = MAX_ABS_VALUE) -> int:
+    """The value of an expression; raises ExpressionError (division by zero, malformed, too large...).
+
+    >>> evaluate("5 + (10 - 3)")
+    12
+    """
+    return evaluate_tree(parse(text), max_abs_value)
+
+
+def solve(expression: str, max_abs_value: int = MAX_ABS_VALUE) -> tuple[str, str]:
+    """(answer, target) for any expression string: the value or ERROR, and the step-by-step completion."""
+    try:
+        tree = parse(expression)
+    except ExpressionError as err:
+        return ERROR, render_error_target([], err.kind)
+    try:
+        steps, value = solution_steps(tree, max_abs_value)
+    except ExpressionError as err:
+        return ERROR, render_error_target(err.steps, err.kind, getattr(err, "step", None))
+    return str(value), render_target(steps, value)
+
+
+def render_target(steps, value) -> str:
+    """' <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 ... </think> Final Result: 12'."""
+    parts = [" <think>"]
+    for i, (a, op, b, result, now) in enumerate(steps, 1):
+        parts.append(f"Step {i}: {a} {op} {b} = {result} Expression now: {now}")
+    parts.append(f"</think> Final Result: {value}")
+    return " ".join(parts)
+
+
+def render_error_target(steps, kind: str, failed_step=None) -> str:
+    """The steps that had a value, then the one that has none (or the syntax error), then ERROR."""
+    parts = [" <think>"]
+    for i, (a, op, b, result, now) in enumerate(steps, 1):
+        parts.append(f"Step {i}: {a} {op} {b} = {result} Expression now: {now}")
+    if failed_step is not None:
+        a, op, b = failed_step
+        parts.append(f"Step {len(steps) + 1}: {a} {op} {b} Error: {_ERROR_TEXT[kind]}")
+    else:
+        parts.append(f"Error: {_ERROR_TEXT[kind]}")
+    parts.append(f"</think> Final Result: {ERROR}")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checking model output.
+
+_FINAL = re.compile(r"Final Result:\s*(ERROR|-?\d[\d,]*)", re.IGNORECASE)
+_STEP = re.compile(r"(-?\d+)\s*([-+*/×÷])\s*(-?\d+)\s*=\s*(-?\d+)")
+
+
+def extract_answer(text: str) -> str | None:
+    """The last `Final Result: N` (or ERROR) in `text`; None if there is none. Never raises."""
+    try:
+        matches = _FINAL.findall(str(text))
+        if not matches:
+            return None
+        found = matches[-1]
+        return ERROR if found.upper() == ERROR else canonical_number(found)
+    except Exception:
+        return None
+
+
+def verify_steps(text: str, max_abs_value: int = MAX_ABS_VALUE) -> list[bool]:
+    """For each binary step `a op b = c` written in `text`, whether it is right (exact division; c within bounds).
+
+    Works on this family's `Step 1: 10 - 3 = 7` and on `@@@@ 10 * 7 = 70 @@@@`-style steps. A match whose left
+    number follows another operator (`2 + 3 + 4 = 9`) is not a binary step and is skipped. Never raises.
+
+    >>> verify_steps(" <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 Step 2: 5 + 7 = 13")
+    [True, False]
+    """
+    results = []
+    try:
+        text = str(text)
+        for match in _STEP.finditer(text):
+            before = text[: match.start()].rstrip()
+            if before and before[-1] in "+-*/×÷":  # a longer chain such as `2 + 3 + 4 = 9`
+                continue
+            a, op, b, c = match.groups()
+            if max(len(a), len(b), len(c)) > 30:
+                results.append(False)
+                continue
+            op = {"×": "*", "÷": "/"}.get(op, op)
+            try:
+                results.append(apply(op, int(a), int(b), max_abs_value) == int(c))
+            except ExpressionError:
+                results.append(False)
+    except Exception:
+        pass
+    return results
+
+
+def normalize_expression(text: str) -> str:
+    """Canonical spacing of an expression: `5+(10 -3)` -> `5 + (10 - 3)`, `5--3` -> `5 - -3`.
+
+    Raises ExpressionError when the text holds something other than numbers, operators and parentheses.
+    """
+    out = []
+    glue = True  # no space before the next token (start, after "(" or a sign)
+    expect_operand = True  # a "-" here is a sign, not a subtraction
+    for token in tokenize(text):
+        sep = "" if glue else " "
+        if token == ")":
+            out.append(token)
+            glue, expect_operand = False, False
+        elif token == "(" or (token == "-" and expect_operand):
+            out.append(sep + token)
+            glue, expect_operand = True, True
+        elif token.isdigit():
+            out.append(sep + token)
+            glue, expect_operand = False, False
+        else:  # a binary operator
+            out.append(sep + token)
+            glue, expect_operand = False, True
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generation.
+
+
+class _Retry(Exception):
+    """The draw went out of bounds; draw again."""
+
+
+def _shape_counts(max_depth: int, max_leaves: int) -> list[list[int]]:
+    """counts[d][n]: number of binary tree shapes with n leaves and depth <= d."""
+    counts = [[0] * (max_leaves + 1) for _ in range(max_depth + 1)]
+    for d in range(max_depth + 1):
+        counts[d][1] = 1
+        if d:
+            for n in range(2, max_leaves + 1):
+                counts[d][n] = sum(counts[d - 1][k] * counts[d - 1][n - k] for k in range(1, n))
+    return counts
+
+
+class ExpressionsTask(Task):
+    name = "expressions"
+    types = list(TYPES)
+    spec_class = ExpressionsSpec
+
+    def generate(self, rng: random.Random, spec: ExpressionsSpec | None = None, type: str | None = None) -> Problem:
+        """Draw one problem (of `type`, or well-formed/invalid as the spec's invalid_rate says)."""
+        spec = spec or ExpressionsSpec()
+        if type is None:
+            type = "well_formed"
+            if spec.invalid_rate and rng.random() < spec.invalid_rate:
+                type = rng.choice(spec.kinds)
+        elif type not in TYPES:
+            raise ValueError(f"unknown expressions type {type!r}; valid types: {TYPES}")
+        if type == "well_formed":
+            tree = self.random_tree(rng, spec)
+            steps, value = solution_steps(tree, spec.max_abs_value)
+            expression = render(tree)
+            return self._problem(expression, str(value), render_target(steps, value), type,
+                                 count_operations(tree), {"tree": tree})
+        return self._invalid(rng, spec, type)
+
+    def _problem(self, expression, answer, target, type, difficulty, meta) -> Problem:
+        return Problem(prompt=PROMPT_PREFIX + expression, target=target, answer=answer, type=type,
+                       difficulty=difficulty, key=expression, meta=meta)
+
+    def from_expression(self, expression: str, max_abs_value: int = MAX_ABS_VALUE) -> Problem:
+        """The problem for a given expression string (well-formed or not), e.g. from a seed JSONL file."""
+        expression = normalize_expression(expression) if _tokenizes(expression) else " ".join(expression.split())
+        answer, target = solve(expression, max_abs_value)
+        try:
+            tree = parse(expression)
+            evaluate_tree(tree, max_abs_value)
+            type, difficulty, meta = "well_formed", count_operations(tree), {"tree": tree}
+        except ExpressionError as err:
+            type = err.kind if err.kind in INVALID_KINDS else "other_error"
+            difficulty, meta = sum(expression.count(op) for op in OPERATORS), {}
+        return self._problem(expression, answer, target, type, difficulty, meta)
+
+    # -- trees ---------------------------------------------------------------------------------------------------
+
+    def random_tree(self, rng: random.Random, spec: ExpressionsSpec, num_operands: int | None = None,
+                    max_depth: int | None = None):
+        """A tree of `num_operands` leaves (drawn from the spec when None) within max_depth and max_abs_value."""
+        max_depth = spec.max_depth if max_depth is None else max_depth
+        for _ in range(1000):
+            n = num_operands or rng.randint(spec.num_operands[0], spec.max_operands)
+            try:
+                return self._subtree(rng, spec, n, max_depth)[0]
+            except _Retry:
+                continue
+        raise ValueError(f"could not draw an expression within max_abs_value={spec.max_abs_value}; raise it")
+
+    def _subtree(self, rng: random.Random, spec: ExpressionsSpec, n: int, depth_left: int):
+        """(tree, value) with n leaves and depth <= depth_left."""
+        lo, hi = spec.num_range
+        if n == 1:
+            value = rng.randint(lo, hi)
+            return value, value
+        cap = 2 ** (depth_left - 1)  # leaves a subtree one level down can hold
+        k = rng.randint(max(1, n - cap), min(n - 1, cap))
+        left, lv = self._subtree(rng, spec, k, depth_left - 1)
+        right, rv = self._subtree(rng, spec, n - k, depth_left - 1)
+        op = rng.choice(spec.operators)
+        if op == "/":
+            if isinstance(right, int):  # choose the divisor so that the division is exact
+                divisors = _divisors_in_range(lv, lo, hi)
+                if divisors:
+                    right = rv = rng.choice(divisors)
+            if rv == 0 or lv % rv:
+                op = rng.choice([o for o in spec.operators if o != "/"])
+        value = lv + rv if op == "+" else lv - rv if op == "-" else lv * rv if op == "*" else lv // rv
+        if abs(value) > spec.max_abs_value:
+            raise _Retry
+        return (op, left, right), value
+
+    # -- malformed expressions -----------------------------------------------------------------------------------
+
+    def _invalid(self, rng: random.Random, spec: ExpressionsSpec, kind: str) -> Problem:
+        lo, hi = spec.num_range
+        if kind == "division_by_zero":
+            expression, tree = self._division_by_zero(rng, spec)
+        else:
+            tree = self.random_tree(rng, spec)
+            expression = render(tree)
+            if kind == "unbalanced_parens":
+                expression = _unbalance(rng, expression)
+            else:
+                expression = _dangle(rng, expression, spec.operators)
+        answer, target = solve(expression, spec.max_abs_value)
+        if answer != ERROR:  # a bug in the corruption helpers, not bad input
+            raise RuntimeError(f"malformed expression {expression!r} ({kind}) evaluated to {answer}")
+        return self._problem(expression, ERROR, target, kind, count_operations(tree), {"source": tree})
+
+    def _division_by_zero(self, rng: random.Random, spec: ExpressionsSpec):
+        """A well-formed tree with one subtree divided by zero (a 0 leaf, or `(a - a)` when 0 is out of range)."""
+        lo, hi = spec.num_range
+        zero_is_leaf = lo <= 0 <= hi
+        zero = 0 if zero_is_leaf else ("-", (a := rng.randint(lo, hi)), a)
+        extra = 1 if zero_is_leaf else 2  # operands and depth the divisor adds
+        n = rng.randint(spec.num_operands[0], spec.max_operands)
+        base_n, base_depth = max(1, n - extra), spec.max_depth - extra
+        if base_depth < 0:
+            base_n, base_depth = 1, 0  # too shallow a spec for anything but `a / (b - b)`
+        base_n = min(base_n, 2**base_depth)
+        base = self.random_tree(rng, spec, num_operands=base_n, max_depth=base_depth) if base_n > 1 else rng.randint(lo, hi)
+        tree = _wrap_random_leaf(rng, base, lambda leaf: ("/", leaf, zero))
+        return render(tree), tree
+
+    # -- reading answers -----------------------------------------------------------------------------------------
+
+    def extract_answer(self, text: str) -> str | None:
+        return extract_answer(text)
+
+    def canonical_answer(self, answer) -> str | None:
+        text = str(answer).strip()
+        return ERROR if text.upper() == ERROR else canonical_number(text)
+
+    def normalize_prompt(self, text: str) -> str:
+        """`evaluate:5+(10 -3)` and `5+(10-3)` -> `Evaluate: 5 + (10 - 3)`; text that is no expression only has its
+        whitespace collapsed."""
+        try:
+            body = re.sub(r"^\s*evaluate\s*:?", "", str(text), flags=re.IGNORECASE)
+            return PROMPT_PREFIX + normalize_expression(body)
+        except Exception:
+            return " ".join(str(text).split())
+
+    def num_distinct(self, spec: ExpressionsSpec, type: str | None = None) -> int | None:
+        """Distinct well-formed expressions: exact for + and - (bounds permitting), an upper bound with * or /.
+
+        None for the malformed kinds (far more than any dataset asks for, but not counted exactly).
+        """
+        if type not in (None, "well_formed"):
+            return None
+        shapes = _shape_counts(spec.max_depth, spec.max_operands)[spec.max_depth]
+        values = spec.num_range[1] - spec.num_range[0] + 1
+        ops = len(spec.operators)
+        return sum(shapes[n] * values**n * ops ** (n - 1) for n in range(spec.num_operands[0], spec.max_operands + 1))
+
+
+def _tokenizes(text: str) -> bool:
+    try:
+        tokenize(text)
+        return True
+    except ExpressionError:
+        return False
+
+
+def _divisors_in_range(value: int, lo: int, hi: int) -> list[int]:
+    if hi - lo > 2000:  # large ranges: a few random candidates are enough
+        return [d for d in (1, -1, 2, -2, 3, 5, 7) if lo <= d <= hi and d and value % d == 0]
+    return [d for d in range(lo, hi + 1) if d and value % d == 0]
+
+
+def _leaf_paths(node, path=()):
+    if isinstance(node, int):
+        yield path
+    else:
+        yield from _leaf_paths(node[1], path + (1,))
+        yield from _leaf_paths(node[2], path + (2,))
+
+
+def _wrap_random_leaf(rng: random.Random, tree, wrap):
+    path = rng.choice(list(_leaf_paths(tree)))
+
+    def rebuild(node, path):
+        if not path:
+            return wrap(node)
+        parts = list(node)
+        parts[path[0]] = rebuild(node[path[0]], path[1:])
+        return tuple(parts)
+
+    return rebuild(tree, path)
+
+
+def _unbalance(rng: random.Random, expression: str) -> str:
+    """Drop one parenthesis, or (when there are none) add a stray one."""
+    parens = [i for i, ch in enumerate(expression) if ch in "()"]
+    if parens:
+        i = rng.choice(parens)
+        return (expression[:i] + expression[i + 1:]).replace("  ", " ").strip()
+    tokens = expression.split(" ")
+    numbers = [i for i, t in enumerate(tokens) if t.lstrip("-").isdigit()]
+    i = rng.choice(numbers)
+    if rng.random() < 0.5:
+        tokens[i] = "(" + tokens[i]
+    else:
+        tokens[i] = tokens[i] + ")"
+    return " ".join(tokens)
+
+
+def _dangle(rng: random.Random, expression: str, operators) -> str:
+    """An operator with a missing operand: at the end (`5 + 7 +`), at the start (`* 5 + 7`), or doubled (`5 + * 7`)."""
+    op = rng.choice(operators)
+    where = rng.randrange(3)
+    if where == 0:
+        return f"{expression} {op}"
+    non_minus = [o for o in operators if o != "-"] or ["+"]
+    if where == 1:
+        return f"{rng.choice(non_minus)} {expression}"  # a leading "-" would just negate the first number
+    tokens = expression.split(" ")
+    ops = [i for i, t in enumerate(tokens) if t in PRECEDENCE]
+    i = rng.choice(ops)
+    tokens.insert(i + 1, rng.choice(non_minus))
+    return " ".join(tokens)
