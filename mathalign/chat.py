@@ -1,0 +1,221 @@
+"""An interactive solver: type a problem, watch the model reason, see whether it got it right.
+
+    $ mathalign chat runs/grpo
+    math> 5 + (10 - 3)
+      Evaluate: 5 + (10 - 3)
+      Step 1: 10 - 3 = 7 Expression now: 5 + 7
+      Step 2: 5 + 7 = 12 Expression now: 12
+      Final result: 12   ✓ right
+    math> x-18=21, x=?
+      x-18=21, x=? The answer is 39.
+      Answer: 39   ✓ right
+    math> q
+
+    $ mathalign chat runs/grpo --prompt "72/4=?"        # one shot, for scripts
+
+What you type is routed to a problem family and written in that family's prompt format: anything with `=` is an
+arithmetic question (`72/4=?`, `x-18=21, x=?`, spacing as you like), a bare expression of numbers, operators and
+parentheses becomes `Evaluate: ...`; `--task` forces a family. When the family can solve the prompt itself
+(`task.solve(prompt)`), the model's answer is marked right or wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+EXIT_WORDS = frozenset({"exit", "quit", "q"})
+PROMPT = "math> "
+EXAMPLES = "an expression such as `5 + (10 - 3)` or a question such as `72/4=?` or `x-18=21, x=?`"
+_UNICODE = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "＝": "=", "？": "?"})
+_ARITHMETIC = re.compile(r"[\d\s+\-*/=?,x]+")  # digits, operators, `=`, `?`, `,` and the unknown x
+_EXPRESSION = re.compile(r"[\d\s+\-*/().]+")  # digits, operators and parentheses
+
+
+class NotAProblem(ValueError):
+    """Input that no problem family can read; its message is what to tell the user."""
+
+
+@dataclass
+class Solution:
+    """One solved prompt: what the model read and wrote, its reasoning steps, its answer and the verdict."""
+
+    task: str
+    prompt: str
+    output: str
+    answer: str | None
+    steps: list[str] = field(default_factory=list)
+    expected: str | None = None  # the family's own answer, when it can compute one
+    correct: bool | None = None  # None: nothing to compare with
+
+
+def route(text: str, task: str | None = None) -> tuple[str, str]:
+    """(family, prompt) for what a person typed, in the family's prompt format; raises NotAProblem otherwise.
+
+    >>> route("5 + (10 - 3)")
+    ('expressions', 'Evaluate: 5 + (10 - 3)')
+    >>> route("x - 18 = 21, x = ?")
+    ('arithmetic', 'x-18=21, x=?')
+    """
+    from mathalign.tasks import get_task
+
+    text = " ".join(str(text).translate(_UNICODE).split())
+    if not text:
+        raise NotAProblem(f"Type {EXAMPLES}.")
+    if task is not None:
+        family = get_task(task)
+        if task == "expressions" and not text.lower().startswith("evaluate:"):
+            text = "Evaluate: " + text
+        return task, family.normalize_prompt(text)
+    if text.lower().startswith("evaluate:"):
+        expression = text.split(":", 1)[1].strip()
+        if expression and _EXPRESSION.fullmatch(expression) and re.search(r"\d", expression):
+            return "expressions", get_task("expressions").normalize_prompt("Evaluate: " + expression)
+    elif "=" in text and _ARITHMETIC.fullmatch(text) and re.search(r"\d", text):
+        return "arithmetic", get_task("arithmetic").normalize_prompt(text)
+    elif _EXPRESSION.fullmatch(text) and re.search(r"\d", text):
+        return "expressions", get_task("expressions").normalize_prompt("Evaluate: " + text)
+    raise NotAProblem(f"Sorry, I can't read {text!r} as a math problem. Try {EXAMPLES}.")
+
+
+def expected_answer(task: str, prompt: str) -> str | None:
+    """The family's own answer to `prompt`, when it can compute one (arithmetic and expressions can)."""
+    from mathalign.tasks import get_task
+
+    family = get_task(task)
+    solver = getattr(family, "solve", None)
+    if solver is None and hasattr(family, "from_expression"):  # expressions: the problem of the typed expression
+        solver = lambda p: family.from_expression(re.sub(r"^\s*evaluate\s*:", "", p, flags=re.I)).answer  # noqa: E731
+    if solver is None:
+        return None
+    try:
+        answer = solver(prompt)
+    except Exception:  # noqa: BLE001  (a prompt the solver cannot read is simply not checked)
+        return None
+    return None if answer is None else str(answer)
+
+
+def reasoning_steps(output: str) -> list[str]:
+    """The `Step N: ...` lines inside `<think> ... </think>` (empty when the output has no reasoning)."""
+    match = re.search(r"<think>(.*?)(?:</think>|$)", output, flags=re.S)
+    if not match:
+        return []
+    pieces = re.split(r"(?=Step \d+\s*:)", match.group(1))
+    return [" ".join(p.split()) for p in pieces if p.strip().startswith("Step")]
+
+
+def solve(model, tokenizer, text: str, task: str | None = None, max_new_tokens: int | None = None) -> Solution:
+    """Route `text`, generate the model's greedy answer, extract it and check it (NotAProblem for nonsense)."""
+    from mathalign.evaluation import DEFAULT_MAX_NEW_TOKENS, FALLBACK_MAX_NEW_TOKENS, generate_batched
+    from mathalign.tasks import get_task
+
+    family_name, prompt = route(text, task)
+    family = get_task(family_name)
+    budget = max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(family_name, FALLBACK_MAX_NEW_TOKENS)
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context:
+        budget = min(budget, int(context) - len(tokenizer(prompt)["input_ids"]))
+        if budget < 1:
+            raise NotAProblem(f"That problem is too long for this model ({context} tokens of context).")
+    [output], _, _ = generate_batched(model, tokenizer, [prompt], batch_size=1, max_new_tokens=budget, progress=False)
+    expected = expected_answer(family_name, prompt)
+    return Solution(
+        task=family_name,
+        prompt=prompt,
+        output=output,
+        answer=family.extract_answer(output),
+        steps=reasoning_steps(output),
+        expected=expected,
+        correct=None if expected is None else bool(family.check(output, expected)),
+    )
+
+
+def _marks() -> tuple[str, str]:
+    try:
+        "✓✗".encode(sys.stdout.encoding or "ascii")
+        return "✓", "✗"
+    except (UnicodeEncodeError, LookupError):
+        return "+", "x"
+
+
+def format_solution(solution: Solution) -> str:
+    """What the solver prints: the reasoning steps (or the model's sentence), then the answer and the verdict."""
+    right, wrong = _marks()
+    lines = [f"  {solution.prompt}" + ("" if solution.steps else f"{solution.output}")]
+    lines += [f"  {step}" for step in solution.steps]
+    label = "Final result" if solution.steps or solution.task == "expressions" else "Answer"
+    if solution.answer is None:
+        shown = solution.output.strip()
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        verdict = f"(no answer found in {shown!r})"
+        if solution.expected is not None:
+            verdict += f"   {wrong} the answer is {solution.expected}"
+        lines.append(f"  {label}: {verdict}")
+    else:
+        if solution.correct is None:
+            verdict = "(not checked)"
+        elif solution.correct:
+            verdict = f"{right} right"
+        else:
+            verdict = f"{wrong} wrong, the answer is {solution.expected}"
+        lines.append(f"  {label}: {solution.answer}   {verdict}")
+    return "\n".join(lines)
+
+
+def chat_loop(
+    model,
+    tokenizer,
+    task: str | None = None,
+    max_new_tokens: int | None = None,
+    read: Callable[[str], str] = input,
+    write: Callable[[str], None] = print,
+) -> int:
+    """Read problems until `exit`/`quit`/`q`, Ctrl-D or Ctrl-C at the prompt; answer each one. Returns 0."""
+    write(f"Type {EXAMPLES}; `exit`, `quit`, `q` or Ctrl-D to leave.")
+    while True:
+        try:
+            text = read(PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            write("")
+            return 0
+        text = text.strip()
+        if text.lower() in EXIT_WORDS:
+            return 0
+        if not text:
+            continue
+        try:
+            write(format_solution(solve(model, tokenizer, text, task, max_new_tokens)))
+        except NotAProblem as err:
+            write(f"  {err}")
+        except KeyboardInterrupt:
+            write("  (interrupted)")
+        except Exception as err:  # noqa: BLE001  (one bad turn must not end the session with a traceback)
+            write(f"  Sorry, that did not work: {type(err).__name__}: {err}")
+
+
+def run_chat(
+    model_path,
+    prompt: str | None = None,
+    task: str | None = None,
+    max_new_tokens: int | None = None,
+) -> int:
+    """`mathalign chat`: load the model, then one shot (`prompt`) or the interactive loop."""
+    from mathalign.cli import UserError
+    from mathalign.evaluation import load_model_and_tokenizer
+
+    if prompt is not None:
+        try:
+            route(prompt, task)  # refuse nonsense before spending seconds on loading the model
+        except NotAProblem as err:
+            raise UserError(str(err)) from None
+    model, tokenizer = load_model_and_tokenizer(model_path)
+    if prompt is not None:
+        print(format_solution(solve(model, tokenizer, prompt, task, max_new_tokens)))
+        return 0
+    print(f"mathalign chat: {model_path}")
+    return chat_loop(model, tokenizer, task, max_new_tokens)
+
+
+__all__ = ["NotAProblem", "Solution", "chat_loop", "format_solution", "reasoning_steps", "route", "run_chat", "solve"]

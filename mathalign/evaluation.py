@@ -1,0 +1,543 @@
+"""Evaluate a causal LM on verifiable problems: batched greedy generation, family checkers, a metric, a report.
+
+    mathalign eval runs/sft --data data/sft --out runs/sft/eval
+
+    >>> from mathalign.evaluation import evaluate_model
+    >>> metrics = evaluate_model("runs/sft", dataset="data/sft", num_samples=200, out_dir="runs/sft/eval")
+    >>> metrics["accuracy"], metrics["accuracy_per_type"]["a_over_b"]
+
+How it works, and why:
+- Prompts are left-padded and generated in batches with the KV cache (greedy, stop at eos): sorting the prompts by
+  length first keeps padding small. Left padding keeps every prompt's last token at the same position, so the whole
+  batch continues together; attention masks and position ids keep the padding invisible (a test checks that a
+  batched answer equals the one-at-a-time answer).
+- Answers are never parsed here: each row names its problem family (`task`), whose `extract_answer` and `check` score
+  the output inside the `mathalign_accuracy` metric module (an `evaluate` module shipped in the package, loaded by path,
+  so it works offline). Prompts go through the family's `normalize_prompt`, as chat input does.
+- Splits: by default the `test` split, plus `test_ood` (out-of-distribution: longer operands, deeper expressions)
+  when the dataset has one, so in- and out-of-distribution accuracy come out of one run; `split="test"` evaluates
+  exactly `test`, `split="test,test_ood"` (or a list) names the splits. A single parquet/jsonl file is one split.
+- The top-level metrics are those of the first split; every split's metrics are under `metrics["splits"]`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+METRIC_PATH = str(Path(__file__).parent / "metrics" / "mathalign_accuracy" / "mathalign_accuracy.py")
+REQUIRED_COLUMNS = ("prompt", "answer", "task")
+OOD_SPLIT = "test_ood"
+# Used when the data has no gold completions to measure: enough for each family's usual answer, not much more
+# (an untrained model that never says eos generates all of them).
+DEFAULT_MAX_NEW_TOKENS = {"arithmetic": 32, "expressions": 192, "gsm8k": 512, "aqua": 512}
+FALLBACK_MAX_NEW_TOKENS = 128
+# Small sizes for builders named on the command line (`--data sft`): a quick look, not a benchmark.
+BUILDER_DEFAULT_SIZES = {"num_train": 64, "num_validation": 16, "num_test": 256, "num_test_ood": 256}
+
+_metric = None
+
+
+def load_metric():
+    """The `mathalign_accuracy` evaluate module, loaded by path once per process (no network)."""
+    global _metric
+    if _metric is None:
+        import evaluate
+
+        _metric = evaluate.load(METRIC_PATH, keep_in_memory=True)
+    return _metric
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading models and data
+
+
+def _looks_like_local_path(name: str) -> bool:
+    """True for names that can only be paths (`./x`, `/x`, `a/b/c`, `x.parquet`); Hub ids look like `owner/name`."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).suffix in _FILE_SUFFIXES
+
+
+_FILE_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".safetensors", ".bin", ".pt"}
+
+
+def load_model_and_tokenizer(model_or_path, tokenizer=None, attn_implementation: str | None = None, device=None):
+    """(model, tokenizer) from a checkpoint directory, a LoRA adapter directory, a Hub id, or a model object.
+
+    An adapter directory (it holds `adapter_config.json`) loads with `peft.AutoPeftModelForCausalLM`, its
+    tokenizer from the adapter directory when saved there, else from the base model. The model is put in eval mode
+    on `device` (default: CUDA when available, else CPU).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import mathalign  # noqa: F401  (registers MathGPT with the Auto classes)
+
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if isinstance(model_or_path, (str, Path)):
+        name = str(model_or_path)
+        path = Path(name).expanduser()
+        if path.is_dir():
+            if (path / "adapter_config.json").is_file():
+                from peft import AutoPeftModelForCausalLM
+                from peft.auto import get_default_import_allowlist
+
+                # An adapter saved without a task type names its base class by module: allow MathGPT's.
+                allowlist = [*get_default_import_allowlist(), "mathalign"]
+                model = AutoPeftModelForCausalLM.from_pretrained(str(path), import_allowlist=allowlist, **kwargs)
+                tokenizer_source = str(path) if _has_tokenizer(path) else model.peft_config["default"].base_model_name_or_path
+            elif (path / "config.json").is_file():
+                model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+                tokenizer_source = str(path)
+            else:
+                raise FileNotFoundError(
+                    f"{name} is not a model directory (no config.json or adapter_config.json); pass a checkpoint "
+                    "saved with save_pretrained, a LoRA adapter directory, or a Hub model id."
+                )
+        elif path.exists() or _looks_like_local_path(name):
+            raise FileNotFoundError(f"model path {name} does not exist; pass a checkpoint directory or a Hub model id.")
+        else:  # a Hub id such as Qwen/Qwen2.5-0.5B-Instruct
+            try:
+                model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+            except OSError as err:
+                raise FileNotFoundError(
+                    f"cannot load model {name!r} (not a local directory, and the Hub said: {str(err).splitlines()[0]})"
+                ) from None
+            tokenizer_source = name
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    else:
+        model = model_or_path
+        if tokenizer is None:
+            raise ValueError("pass the tokenizer along with an in-memory model (tokenizer=...).")
+    if tokenizer.pad_token_id is None:  # Hub tokenizers without a pad token: pad with eos (masked out anyway)
+        tokenizer.pad_token = tokenizer.eos_token
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not getattr(model, "hf_device_map", None) and not getattr(model, "is_quantized", False):
+        model = model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def _has_tokenizer(path: Path) -> bool:
+    return any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"))
+
+
+def load_eval_dataset(data, build_kwargs: dict | None = None):
+    """A `DatasetDict` from a DatasetDict/Dataset, a `save_to_disk` directory, a parquet/jsonl file, a folder of
+    data files, a builder name (`sft`, `rl`, ... built in memory with small default sizes) or a Hub dataset id.
+
+    A single file or `Dataset` becomes one split named `test`.
+    """
+    import datasets
+
+    if isinstance(data, datasets.DatasetDict):
+        return data
+    if isinstance(data, datasets.Dataset):
+        return datasets.DatasetDict({"test": data})
+    name = str(data)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            return load_eval_dataset(datasets.load_from_disk(str(path)))
+        return datasets.load_dataset(str(path))  # data files named by split (test-*.parquet, data/test.jsonl, ...)
+    if path.is_file():
+        kind = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix)
+        if kind is None:
+            raise ValueError(f"--data {name}: unsupported file type {path.suffix!r}; use .parquet, .jsonl or a directory.")
+        return datasets.load_dataset(kind, data_files={"test": str(path)})
+    if _looks_like_local_path(name):
+        raise FileNotFoundError(f"dataset {name} does not exist; pass a dataset directory, a parquet/jsonl file or a builder name.")
+    builder = _get_builder(name)
+    if builder is not None:
+        return _build(builder, name, build_kwargs)
+    if "/" in name:  # a dataset published on the Hub
+        try:
+            return datasets.load_dataset(name)
+        except Exception as err:  # noqa: BLE001  (the Hub's errors are many; the user needs one line)
+            raise FileNotFoundError(f"cannot load dataset {name!r}: {str(err).splitlines()[0]}") from None
+    raise FileNotFoundError(
+        f"unknown dataset {name!r}: not a file or directory, and not a builder name{_builder_names_hint()}."
+    )
+
+
+def _get_builder(name: str):
+    try:
+        import data_builders
+    except ImportError:
+        return None
+    get_builder = getattr(data_builders, "get_builder", None)
+    if get_builder is None:
+        return None
+    try:
+        return get_builder(name)
+    except (KeyError, ValueError):
+        return None
+
+
+def _builder_names_hint() -> str:
+    try:
+        import data_builders
+
+        names = getattr(data_builders, "BUILDERS", None) or getattr(data_builders, "available_builders", lambda: None)()
+        return f" ({', '.join(sorted(names))})" if names else ""
+    except Exception:  # noqa: BLE001  (a hint only)
+        return ""
+
+
+def _build(builder, name: str, build_kwargs: dict | None):
+    """Run a builder with small sizes: only the size options its `build` accepts are passed."""
+    import inspect
+
+    build = getattr(builder, "build", builder)
+    params = inspect.signature(build).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in BUILDER_DEFAULT_SIZES.items() if k in params or takes_any}
+    kwargs.update(build_kwargs or {})
+    print(f"Building the {name!r} dataset in memory ({', '.join(f'{k}={v}' for k, v in kwargs.items())}) ...")
+    return build(**kwargs)
+
+
+def resolve_splits(dataset_dict, split=None) -> list[tuple[str, bool]]:
+    """[(split name, explicitly asked for)]: `None` means `test` (or the only split) plus `test_ood` if present."""
+    available = list(dataset_dict.keys())
+    if split is None:
+        if "test" in available:
+            names = ["test"] + ([OOD_SPLIT] if OOD_SPLIT in available else [])
+        elif len(available) == 1:
+            names = available
+        else:
+            raise ValueError(f"the dataset has no 'test' split; choose one with --split ({', '.join(available)}).")
+        return [(names[0], True)] + [(n, False) for n in names[1:]]
+    names = [s.strip() for s in split.split(",")] if isinstance(split, str) else list(split)
+    missing = [n for n in names if n not in available]
+    if missing:
+        if available == ["test"] and names == missing and len(names) == 1:  # a single file: its one split
+            return [("test", True)]
+        raise ValueError(f"split(s) {missing} not in the dataset; it has: {', '.join(available)}.")
+    return [(n, True) for n in names if n]
+
+
+def check_columns(dataset, split: str) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"split {split!r} lacks column(s) {missing} (it has {dataset.column_names}); evaluation needs "
+            f"{', '.join(REQUIRED_COLUMNS)} per row: use a dataset made by `mathalign data build sft|rl|preferences`."
+        )
+
+
+def _column_as_strings(dataset, column: str) -> list | None:
+    """A column's values, ClassLabel ids turned into their names; None if the column is missing."""
+    if column not in dataset.column_names:
+        return None
+    values = dataset[column]
+    feature = dataset.features[column]
+    if hasattr(feature, "int2str"):
+        return [feature.int2str(v) if v is not None and v >= 0 else None for v in values]
+    return list(values)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generation
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+    return sorted(i for i in ids if i is not None)
+
+
+def render_prompt(prompt, tokenizer) -> str:
+    """A prompt as the text the model reads: strings as they are, conversations through the chat template."""
+    if isinstance(prompt, str):
+        return prompt
+    return tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+
+
+@torch.inference_mode()
+def generate_batched(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    batch_size: int = 64,
+    max_new_tokens: int = 32,
+    min_new_tokens: int | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+    desc: str = "generating",
+) -> tuple[list[str], list[int], list[list[int]]]:
+    """Greedy completions of `prompts`: (texts, generated lengths in tokens, generated token ids), in input order.
+
+    Prompts are sorted by length and left-padded in batches of `batch_size`; each completion stops at eos (the eos
+    itself is neither decoded nor counted). `use_cache=False` and `batch_size=1` give the slow reference path.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    eos_ids = _eos_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
+    device = next(model.parameters()).device
+    texts: list[str | None] = [None] * len(prompts)
+    lengths: list[int] = [0] * len(prompts)
+    token_ids: list[list[int]] = [[] for _ in prompts]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress or len(batches) < 2):
+        width = max(len(encoded[i]) for i in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):  # left padding: the last prompt tokens line up
+            ids = encoded[i]
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        output = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=eos_ids,
+            pad_token_id=pad_id,
+            use_cache=use_cache,
+        )
+        for row, i in enumerate(batch):
+            new = output[row, width:].tolist()
+            end = next((k for k, t in enumerate(new) if t in eos_ids), len(new))
+            token_ids[i] = new[:end]
+            lengths[i] = end
+            texts[i] = tokenizer.decode(new[:end], skip_special_tokens=False)
+    return texts, lengths, token_ids
+
+
+def choose_max_new_tokens(dataset, tokenizer, tasks: Sequence[str], model=None, prompt_tokens: int = 0) -> int:
+    """Room for the longest gold completion (+25% and a few tokens), else a per-family default; never more than
+    the model's context has left after the longest prompt."""
+    completions = None
+    for column in ("completion", "chosen"):
+        if column in dataset.column_names:
+            completions = [c if isinstance(c, str) else "".join(m["content"] for m in c) for c in dataset[column]]
+            break
+    if completions:
+        longest = max(len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions)
+        budget = math.ceil(longest * 1.25) + 4
+    else:
+        budget = max(DEFAULT_MAX_NEW_TOKENS.get(t, FALLBACK_MAX_NEW_TOKENS) for t in set(tasks))
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if context:
+        room = int(context) - prompt_tokens
+        if room < 1:
+            raise ValueError(
+                f"the longest prompt has {prompt_tokens} tokens, more than the model's context ({context}); "
+                "evaluate a dataset with shorter prompts or a model with a longer context."
+            )
+        budget = min(budget, room)
+    return budget
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def evaluate_split(
+    model,
+    tokenizer,
+    dataset,
+    split: str = "test",
+    batch_size: int = 64,
+    max_new_tokens: int | None = None,
+    progress: bool = True,
+) -> tuple[dict, list[dict]]:
+    """Generate for every row of one split and score it: (metrics, samples)."""
+    from mathalign.tasks import get_task
+
+    check_columns(dataset, split)
+    if len(dataset) == 0:
+        raise ValueError(f"split {split!r} is empty.")
+    tasks = list(dataset["task"])
+    try:
+        families = {name: get_task(name) for name in set(tasks)}
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"split {split!r}: {err}") from None
+    prompts = [
+        families[t].normalize_prompt(p) if isinstance(p, str) else p for p, t in zip(dataset["prompt"], tasks)
+    ]
+    texts_in = [render_prompt(p, tokenizer) for p in prompts]
+    if max_new_tokens is None:
+        longest_prompt = max(len(tokenizer(t)["input_ids"]) for t in texts_in)
+        max_new_tokens = choose_max_new_tokens(dataset, tokenizer, tasks, model, longest_prompt)
+    start = time.perf_counter()
+    outputs, lengths, _ = generate_batched(
+        model, tokenizer, texts_in, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress,
+        desc=f"eval {split}",
+    )
+    seconds = time.perf_counter() - start
+    types = _column_as_strings(dataset, "type")
+    difficulties = _column_as_strings(dataset, "difficulty")
+    golds = [str(a) for a in dataset["answer"]]
+    metrics = load_metric().compute(
+        predictions=outputs,
+        references=golds,
+        tasks=tasks,
+        types=types,
+        difficulties=difficulties,
+        generation_lengths=lengths,
+        return_per_sample=True,
+    )
+    correct, extracted = metrics.pop("correct"), metrics.pop("extracted")
+    metrics.update(
+        {"max_new_tokens": max_new_tokens, "seconds": round(seconds, 3), "problems_per_second": len(outputs) / seconds}
+    )
+    samples = [
+        {
+            "split": split,
+            "task": tasks[i],
+            "type": types[i] if types else None,
+            "difficulty": difficulties[i] if difficulties else None,
+            "prompt": texts_in[i],
+            "output": outputs[i],
+            "gold": golds[i],
+            "extracted": extracted[i],
+            "correct": correct[i],
+            "generation_length": lengths[i],
+        }
+        for i in range(len(outputs))
+    ]
+    return metrics, samples
+
+
+def _subset(dataset, num_samples: int | None, split: str, explicit: bool, seed: int):
+    if num_samples is None or num_samples == len(dataset):
+        return dataset
+    if num_samples < 1:
+        raise ValueError(f"--num-samples must be >= 1, got {num_samples}.")
+    if num_samples > len(dataset):
+        if not explicit:  # test_ood added by default: take what there is rather than refuse the whole run
+            return dataset
+        raise ValueError(
+            f"--num-samples {num_samples} is larger than split {split!r} ({len(dataset)} rows); ask for at most "
+            f"{len(dataset)} or build a larger split."
+        )
+    return dataset.shuffle(seed=seed).select(range(num_samples))  # a seeded sample of every type, not the first N
+
+
+def evaluate_model(
+    model_or_path,
+    tokenizer=None,
+    dataset=None,
+    split: str | Sequence[str] | None = None,
+    num_samples: int | None = None,
+    batch_size: int = 64,
+    max_new_tokens: int | None = None,
+    out_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    trainer_state: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model on a dataset's test split(s) and return the metrics (and write a report if `out_dir`).
+
+    Args:
+        model_or_path: a checkpoint directory, a LoRA adapter directory, a Hub id, or a model (then pass `tokenizer`).
+        dataset: a DatasetDict/Dataset, a `save_to_disk` directory, a parquet/jsonl file, or a builder name.
+        split: `None` for `test` plus `test_ood` when present; a name, a comma-separated string or a list.
+        num_samples: evaluate a seeded random subset of this many rows per split (all rows when None).
+        max_new_tokens: default: the longest gold completion + 25% (or a per-family default without completions).
+        out_dir: where to write `metrics.json`, `samples.jsonl`, `report.md` and the PNG plots.
+        trainer_state: a `trainer_state.json` to plot training curves from (default: found next to the checkpoint).
+
+    Returns the first split's metrics at the top level (`accuracy`, `parse_rate`, `avg_generation_length`,
+    `accuracy_per_type`, `accuracy_per_difficulty`, ...), every split's under `splits`, and `model`/`dataset` names.
+    """
+    if dataset is None:
+        raise ValueError("evaluate_model needs a dataset (a directory, a file or a builder name).")
+    dataset_dict = load_eval_dataset(dataset)
+    splits = resolve_splits(dataset_dict, split)
+    for name, _ in splits:  # fail on bad data before loading the model
+        check_columns(dataset_dict[name], name)
+    selected = {name: _subset(dataset_dict[name], num_samples, name, explicit, seed) for name, explicit in splits}
+    model, tokenizer = load_model_and_tokenizer(model_or_path, tokenizer)
+
+    per_split, samples = {}, []
+    for name, data in selected.items():
+        metrics, split_samples = evaluate_split(model, tokenizer, data, name, batch_size, max_new_tokens, progress)
+        per_split[name] = metrics
+        samples.extend(split_samples)
+    first = next(iter(per_split))
+    result = {
+        "model": _describe(model_or_path, model),
+        "dataset": dataset if isinstance(dataset, (str, os.PathLike)) else type(dataset).__name__,
+        "split": first,
+        **per_split[first],
+        "splits": per_split,
+    }
+    result["dataset"] = str(result["dataset"])
+    if out_dir is not None:
+        from mathalign.report import find_trainer_state, write_report
+
+        if trainer_state is None and isinstance(model_or_path, (str, os.PathLike)):
+            trainer_state = find_trainer_state(model_or_path)
+        write_report(result, samples, out_dir, trainer_state=trainer_state)
+    return result
+
+
+def _describe(model_or_path, model) -> str:
+    if isinstance(model_or_path, (str, os.PathLike)):
+        return str(model_or_path)
+    return getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+
+
+def compare_stages(
+    stages: dict[str, Any],
+    dataset=None,
+    out_dir: str | os.PathLike = "comparison",
+    **eval_kwargs,
+) -> dict[str, dict]:
+    """Evaluate several checkpoints on the same data and write one comparison table and plot.
+
+    `stages` maps a stage name to a checkpoint path (evaluated here, its report under `out_dir/<name>/`), to a
+    `metrics.json` file or an evaluation directory holding one, or to an already computed metrics dict.
+
+    >>> compare_stages({"base": "runs/base", "sft": "runs/sft", "dpo": "runs/dpo"}, dataset="data/sft", out_dir="cmp")
+    """
+    from mathalign.report import write_stage_comparison
+
+    if not stages:
+        raise ValueError("compare_stages needs at least one stage.")
+    out_dir = Path(out_dir)
+    computed = {}
+    for name, item in stages.items():
+        if isinstance(item, dict):
+            computed[name] = item
+            continue
+        path = Path(item)
+        metrics_file = path if path.suffix == ".json" else path / "metrics.json"
+        if metrics_file.is_file() and not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+            computed[name] = json.loads(metrics_file.read_text())
+            continue
+        if dataset is None:
+            raise ValueError(f"stage {name!r} is a checkpoint: pass --data to evaluate it.")
+        print(f"== {name}: {item}")
+        computed[name] = evaluate_model(item, dataset=dataset, out_dir=out_dir / name, **eval_kwargs)
+    write_stage_comparison(computed, out_dir)
+    return computed
+
+
+__all__ = [
+    "METRIC_PATH",
+    "compare_stages",
+    "evaluate_model",
+    "evaluate_split",
+    "generate_batched",
+    "load_eval_dataset",
+    "load_metric",
+    "load_model_and_tokenizer",
+]

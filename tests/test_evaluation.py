@@ -1,0 +1,316 @@
+"""Evaluation: the metric on hand-made outputs, batched generation, reports and plots, the CLI, attention."""
+
+import json
+import math
+
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from mathalign.attention import AttentionEntropyCallback, attention_entropy, attention_weights
+from mathalign.cli import main as cli_main
+from mathalign.evaluation import evaluate_model, generate_batched, load_metric
+from mathalign.report import plot_training_curves, training_curves, write_report, write_stage_comparison
+from mathalign.tasks import get_task
+
+from conftest import make_tiny_model
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STEPS = " <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 Step 2: 5 + 7 = 12 Expression now: 12 </think>"
+
+# (model output, gold answer, family, type, difficulty, correct, parsed)
+METRIC_CASES = [
+    (" The answer is 18.", "18", "arithmetic", "a_over_b", 1, True, True),  # right
+    (" The answer is 17.", "18", "arithmetic", "a_over_b", 2, False, True),  # wrong number
+    (" Sorry, I do not know!", "7", "arithmetic", "a_plus_b", 1, False, False),  # no number at all
+    ("", "7", "arithmetic", "a_plus_b", 2, False, False),  # empty output
+    (STEPS + " Final Result: 12", "12", "expressions", "well_formed", 2, True, True),  # right, with reasoning
+    (" <think> Step 1: 5 / 0 </think> Final Result: ERROR", "ERROR", "expressions", "division_by_zero", 1, True, True),
+]
+
+
+def _png_ok(path) -> bool:
+    """A real PNG: the signature, and a decodable image of a sensible size."""
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        if f.read(8) != PNG_SIGNATURE:
+            return False
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        return image.width >= 200 and image.height >= 150
+
+
+def _eval_dataset(rows_test=6, rows_ood=4) -> DatasetDict:
+    """A DatasetDict like the builders make: ClassLabel `type`, `test` and `test_ood` splits, gold completions."""
+    problems = [
+        ("72/4=?", " The answer is 18.", "18", "a_over_b", 2),
+        ("x-18=21, x=?", " The answer is 39.", "39", "x_minus_b", 2),
+        ("3+4=?", " The answer is 7.", "7", "a_plus_b", 1),
+    ]
+    features = Features(
+        {
+            "prompt": Value("string"),
+            "completion": Value("string"),
+            "answer": Value("string"),
+            "task": Value("string"),
+            "type": ClassLabel(names=get_task("arithmetic").types),
+            "difficulty": Value("int32"),
+        }
+    )
+
+    def split(n, bump):
+        rows = [problems[i % len(problems)] for i in range(n)]
+        return Dataset.from_dict(
+            {
+                "prompt": [p for p, *_ in rows],
+                "completion": [c for _, c, *_ in rows],
+                "answer": [a for _, _, a, *_ in rows],
+                "task": ["arithmetic"] * n,
+                "type": [t for *_, t, _ in rows],
+                "difficulty": [d + bump for *_, d in rows],
+            },
+            features=features,
+        )
+
+    return DatasetDict({"test": split(rows_test, 0), "test_ood": split(rows_ood, 1)})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The metric module
+
+
+def test_metric_on_hand_made_outputs():
+    outputs, golds, tasks, types, difficulties, correct, parsed = map(list, zip(*METRIC_CASES))
+    lengths = [5, 5, 6, 0, 30, 12]
+    result = load_metric().compute(
+        predictions=outputs, references=golds, tasks=tasks, types=types, difficulties=difficulties,
+        generation_lengths=lengths, return_per_sample=True,
+    )
+    assert result["correct"] == correct
+    assert [e is not None for e in result["extracted"]] == parsed
+    assert result["accuracy"] == pytest.approx(3 / 6)
+    assert result["parse_rate"] == pytest.approx(4 / 6)
+    assert result["avg_generation_length"] == pytest.approx(sum(lengths) / 6)
+    assert result["accuracy_per_type"] == {"a_over_b": 0.5, "a_plus_b": 0.0, "well_formed": 1.0, "division_by_zero": 1.0}
+    assert result["count_per_type"]["a_plus_b"] == 2
+    assert result["accuracy_per_difficulty"] == {"1": pytest.approx(2 / 3), "2": pytest.approx(1 / 3)}
+    assert result["accuracy_per_task"] == {"arithmetic": 0.25, "expressions": 1.0}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(predictions=[], references=[], tasks="arithmetic"), "no predictions"),  # nothing to score
+        (dict(predictions=["1"], references=["1"], tasks=["arithmetic", "arithmetic"]), "entries"),  # misaligned
+        (dict(predictions=["1"], references=["1"]), "tasks"),  # which family checks it?
+    ],
+)
+def test_metric_refuses_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        load_metric().compute(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generation
+
+
+def test_left_padded_batch_equals_one_at_a_time(tiny_model, tiny_tokenizer):
+    prompts = ["72/4=?", "x-18=21, x=?", "Evaluate: 5 + (10 - 3)", "1+1=?"]  # 4 different prompt lengths
+    kwargs = dict(max_new_tokens=10, min_new_tokens=10, progress=False)
+    _, lengths, batched = generate_batched(tiny_model, tiny_tokenizer, prompts, batch_size=4, **kwargs)
+    _, _, single = generate_batched(tiny_model, tiny_tokenizer, prompts, batch_size=1, use_cache=False, **kwargs)
+    assert batched == single
+    assert lengths == [10] * 4  # forced length, counted per prompt
+
+
+def test_generation_stops_at_eos(tiny_tokenizer):
+    # A model that always says eos: final norm outputs a constant vector that only the eos row of lm_head reads.
+    model = make_tiny_model(tiny_tokenizer, bias=True, tie_word_embeddings=False)
+    with torch.no_grad():
+        model.model.norm.weight.zero_()
+        model.model.norm.bias.zero_()
+        model.model.norm.bias[0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[tiny_tokenizer.eos_token_id, 0] = 1.0
+    texts, lengths, ids = generate_batched(model, tiny_tokenizer, ["3+4=?", "x-18=21, x=?"], max_new_tokens=8,
+                                           progress=False)
+    assert (texts, lengths, ids) == (["", ""], [0, 0], [[], []])  # eos is neither decoded nor counted
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end
+
+
+def test_evaluate_model_end_to_end(tiny_model_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    _eval_dataset().save_to_disk(data_dir)
+    out = tmp_path / "eval"
+    metrics = evaluate_model(str(tiny_model_dir), dataset=str(data_dir), batch_size=4, out_dir=out, progress=False)
+
+    assert set(metrics["splits"]) == {"test", "test_ood"}  # test_ood evaluated by default when present
+    assert metrics["num_samples"] == 6 and metrics["splits"]["test_ood"]["num_samples"] == 4
+    assert set(metrics["accuracy_per_type"]) == {"a_over_b", "x_minus_b", "a_plus_b"}  # ClassLabel ids as names
+    assert metrics["accuracy"] <= metrics["parse_rate"]  # a right answer is always a parsed one
+    for name in ("metrics.json", "samples.jsonl", "report.md", "accuracy_per_type.png"):
+        assert (out / name).is_file(), name
+    assert _png_ok(out / "accuracy_per_type.png")
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 10
+    for s in samples:  # every verdict is the family's own
+        assert s["correct"] == get_task(s["task"]).check(s["output"], s["gold"])
+        assert set(s) >= {"prompt", "output", "gold", "correct", "type"}
+    assert metrics["accuracy"] == sum(s["correct"] for s in samples if s["split"] == "test") / 6
+    report = (out / "report.md").read_text()
+    assert "| a_over_b |" in report and "test_ood" in report
+    assert json.loads((out / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+
+
+def test_evaluate_lora_adapter_and_parquet(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    adapter = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    adapter.save_pretrained(tmp_path / "adapter")  # no tokenizer saved: it must come from the base model
+    _eval_dataset()["test"].to_parquet(tmp_path / "test.parquet")
+    metrics = evaluate_model(str(tmp_path / "adapter"), dataset=str(tmp_path / "test.parquet"), progress=False)
+    assert list(metrics["splits"]) == ["test"] and metrics["num_samples"] == 6
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["eval", "{tmp}/missing-model", "--data", "{data}"], "does not exist"),  # no such checkpoint
+        (["eval", "{model}", "--data", "{tmp}/no-such-data"], "does not exist"),  # no such dataset
+        (["eval", "{model}", "--data", "{bad}"], "lacks column(s) ['answer', 'task']"),  # pretrain-style rows
+        (["eval", "{model}", "--data", "{data}", "--split", "test", "--num-samples", "7"], "larger than split"),
+        (["eval", "{model}", "--data", "{data}", "--split", "validation"], "not in the dataset"),  # unknown split
+    ],
+)
+def test_eval_cli_bad_input_is_one_line(argv, message, tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    _eval_dataset().save_to_disk(data)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "3+4=?", "text": "3+4=? The answer is 7."}\n')
+    argv = [a.format(tmp=tmp_path, data=data, model=tiny_model_dir, bad=bad) for a in argv]
+    capsys.readouterr()  # drop the progress bars of the set-up
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]  # (loading a data file may draw a progress bar before)
+    assert last.startswith("mathalign eval: error: ") and message in last
+
+
+def test_compare_cli_writes_table_and_plot(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    _eval_dataset(rows_test=3, rows_ood=2).save_to_disk(data)
+    out = tmp_path / "cmp"
+    argv = ["compare", str(tiny_model_dir), str(tiny_model_dir), "--names", "base,sft", "--data", str(data),
+            "--out", str(out)]
+    assert cli_main(argv) == 0
+    table = (out / "comparison.md").read_text()
+    assert "| | base | sft |" in table and "`a_over_b`" in table and "out of distribution" in table
+    assert _png_ok(out / "comparison.png")
+    assert (out / "base" / "report.md").is_file() and (out / "sft" / "metrics.json").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reports and plots from hand-written metrics
+
+
+def _metrics(accuracy: float) -> dict:
+    return {
+        "accuracy": accuracy, "parse_rate": 1.0, "avg_generation_length": 7.0, "num_samples": 4,
+        "accuracy_per_type": {"a_plus_b": accuracy, "a_over_b": accuracy / 2},
+        "count_per_type": {"a_plus_b": 2, "a_over_b": 2},
+        "accuracy_per_difficulty": {"1": accuracy, "2": accuracy / 2},
+        "count_per_difficulty": {"1": 2, "2": 2},
+    }
+
+
+def test_write_report_files(tmp_path):
+    metrics = {"model": "m", "dataset": "d", "split": "test", **_metrics(0.5), "splits": {"test": _metrics(0.5)}}
+    samples = [{"prompt": "3+4=?", "output": " The answer is 8.", "extracted": "8", "gold": "7", "correct": False}]
+    files = write_report(metrics, samples, tmp_path)
+    assert {"metrics", "samples", "report", "accuracy_per_type", "accuracy_per_difficulty"} <= set(files)
+    assert all(_png_ok(p) for p in files.values() if p.suffix == ".png")
+    report = (tmp_path / "report.md").read_text()
+    assert "| a_over_b | 25.0% (2) |" in report  # the per-type table
+    assert "| `3+4=?` | `The answer is 8.` | 8 | 7 |" in report  # the failure list
+
+
+def test_training_curves_from_trainer_state(tmp_path):
+    log_history = [
+        {"step": 1, "loss": 2.0, "rewards/margins": 0.1, "rewards/accuracies": 0.5, "learning_rate": 1e-3},
+        {"step": 2, "loss": 1.5, "rewards/margins": 0.4, "rewards/accuracies": 0.75, "kl": 0.02, "reward": 0.3},
+        {"step": 2, "eval_loss": 1.7},
+        {"step": 2, "train_runtime": 3.0, "total_flos": 1.0},  # the end-of-training summary: nothing to plot
+    ]
+    state = tmp_path / "trainer_state.json"
+    state.write_text(json.dumps({"log_history": log_history}))
+    panels = training_curves(log_history)
+    assert set(panels) == {"Loss", "DPO reward margin", "Accuracy", "KL to the reference", "Reward", "Learning rate"}
+    assert panels["Loss"]["eval_loss"] == ([2], [1.7])
+    assert _png_ok(plot_training_curves(state, tmp_path / "curves.png"))
+    state.write_text(json.dumps({"log_history": [{"step": 1, "train_runtime": 1.0}]}))
+    with pytest.raises(ValueError, match="no logged training values"):
+        plot_training_curves(state, tmp_path / "empty.png")
+
+
+def test_write_stage_comparison_from_metrics(tmp_path):
+    stages = {"base": _metrics(0.1), "sft": _metrics(0.6), "dpo": _metrics(0.8)}
+    files = write_stage_comparison(stages, tmp_path)
+    table = files["markdown"].read_text()
+    assert "| accuracy | 10.0% | 60.0% | **80.0%** |" in table  # best stage in bold
+    assert _png_ok(files["plot"])
+    assert json.loads(files["json"].read_text())["sft"]["accuracy"] == 0.6
+    with pytest.raises(ValueError, match="expected the metrics dict"):
+        write_stage_comparison({"broken": {"loss": 1.0}}, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Attention
+
+
+def test_attention_cli_writes_heatmaps_and_prints_entropy(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "attention"
+    assert cli_main(["attention", str(tiny_model_dir), "--prompt", "x - 18 = 21, x = ?", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "'x-18=21, x=?'" in printed  # normalised like chat input
+    pngs = sorted(out.glob("attention_layer_*.png"))
+    assert [p.name for p in pngs] == ["attention_layer_0.png", "attention_layer_1.png"]
+    assert all(_png_ok(p) for p in pngs)
+    entropies = [float(line.split()[1]) for line in printed.splitlines() if line[:5].strip().isdigit()]
+    assert len(entropies) == 2 and all(0 < e < math.log(64) for e in entropies)
+
+
+def test_attention_entropy_ignores_padding(tiny_model, tiny_tokenizer):
+    # a prompt alone and the same prompt left-padded next to a longer one: same entropy for its real tokens
+    alone, mask_alone = attention_weights(tiny_model, tiny_tokenizer, ["3+4=?"])
+    padded, mask = attention_weights(tiny_model, tiny_tokenizer, ["3+4=?", "Evaluate: 5 + (10 - 3)"])
+    one = attention_entropy([a[:1] for a in padded], mask[:1])
+    assert one == pytest.approx(attention_entropy(alone, mask_alone), abs=1e-4)
+    assert tiny_model.config._attn_implementation != "eager"  # restored after the measurement
+
+
+def test_attention_entropy_callback_logs_during_training(tiny_model, tiny_tokenizer, tmp_path):
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+    texts = ["3+4=? The answer is 7.", "72/4=? The answer is 18."] * 4
+    train = Dataset.from_dict(dict(tiny_tokenizer(texts)))
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, logging_steps=1, per_device_train_batch_size=1, report_to="none",
+        use_cpu=True, save_strategy="no", disable_tqdm=True,
+    )
+    collator = DataCollatorForLanguageModeling(tiny_tokenizer, mlm=False)
+    trainer = Trainer(model=tiny_model, args=args, train_dataset=train, processing_class=tiny_tokenizer,
+                      data_collator=collator)
+    AttentionEntropyCallback(["3+4=?", "x-18=21, x=?"]).attach_to(trainer)
+    trainer.train()
+    logged = [e for e in trainer.state.log_history if "loss" in e]
+    assert len(logged) == 2
+    assert all(e["attention_entropy/layer_0"] > 0 and "attention_entropy/layer_1" in e for e in logged)
+    assert trainer.model.config._attn_implementation == "sdpa"  # eager only while measuring
