@@ -20,7 +20,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from .base import Problem, Task, last_integer
+from .base import Problem, Task, last_integer, option, parse_weights
 
 TYPES = [
     "a_plus_b",  # 17+19=?
@@ -45,12 +45,17 @@ _ANSWER = re.compile(r"[Tt]he answer is\s*(-?\d[\d,]*)")
 class ArithmeticSpec:
     """What problems to draw. Every field is validated on construction; errors name the field."""
 
-    min_digits: int = 1  # fewest digits per operand (1-digit numbers include 0)
-    max_digits: int = 2  # most digits per operand; test_ood uses max_digits + 1
-    types: tuple[str, ...] | dict[str, float] = tuple(TYPES)  # a list (even mix) or {type: weight}
-    answer_style: str = "plain"  # plain | explain | reversed | scratchpad
-    spacing_variants: float = 0.1  # probability that a prompt is written with other spacing (`72-x=34,x=?`)
-    allow_negative: bool = True  # subtraction may give negative numbers (`3-7=?` -> -4)
+    min_digits: int = option(1, "fewest digits per operand (1-digit numbers include 0)")
+    max_digits: int = option(2, "most digits per operand; test_ood uses max_digits + 1")
+    types: tuple[str, ...] | dict[str, float] = option(
+        tuple(TYPES), f"problem types, drawn evenly, or weighted as type=weight; any of {', '.join(TYPES)}", nargs="+"
+    )
+    answer_style: str = option("plain", "target text: plain, explain (`... because 72/4 equals 18`), reversed "
+                               "(answer digits reversed first) or scratchpad (one short step first)",
+                               choices=ANSWER_STYLES)
+    spacing_variants: float = option(0.1, "probability that a prompt uses other spacing (`72-x=34,x=?`, "
+                                     "`72 - x = 34, x = ?`); normalize_prompt maps them all to one form")
+    allow_negative: bool = option(True, "subtraction may give negative numbers (`3-7=?`)")
     _ranges: list[tuple[int, int]] = field(init=False, repr=False, compare=False)
     _type_names: list[str] = field(init=False, repr=False, compare=False)
     _type_cum_weights: list[float] = field(init=False, repr=False, compare=False)
@@ -64,9 +69,10 @@ class ArithmeticSpec:
             raise ValueError(
                 f"min_digits ({self.min_digits}) > max_digits ({self.max_digits}): the operand range is empty"
             )
-        weights = self.types if isinstance(self.types, dict) else {t: 1.0 for t in self.types}
         if isinstance(self.types, str):
             raise ValueError(f"types must be a list of type names or a {{type: weight}} dict, got {self.types!r}")
+        self.types = parse_weights("types", self.types)
+        weights = self.types if isinstance(self.types, dict) else {t: 1.0 for t in self.types}
         unknown = [t for t in weights if t not in TYPES]
         if unknown:
             raise ValueError(f"unknown arithmetic types {unknown} in types; valid types: {TYPES}")
@@ -118,6 +124,11 @@ class ArithmeticTask(Task):
             raise ValueError(f"unknown arithmetic type {type!r}; valid types: {TYPES}")
         a, b, swapped = _draw_operands(rng, spec, type)
         return self.make_problem(type, a, b, spec, swapped=swapped, rng=rng)
+
+    def draw(self, rng: random.Random, spec: ArithmeticSpec, type: str):
+        """(key, make): the operands are drawn now, the strings are rendered only if `make()` is called."""
+        a, b, swapped = _draw_operands(rng, spec, type)
+        return problem_key(type, a, b), lambda: self.make_problem(type, a, b, spec, swapped=swapped, rng=rng)
 
     def make_problem(self, type, a, b, spec=None, swapped=False, rng=None, variant="canonical") -> Problem:
         """The problem of `type` built on operands (a, b) (for equations: (x, b) or (b, x) as the type name says).

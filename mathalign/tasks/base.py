@@ -52,6 +52,12 @@ class Task:
     def generate(self, rng: random.Random, spec) -> Problem:
         raise NotImplementedError(f"the {self.name!r} family does not generate problems")
 
+    def draw(self, rng: random.Random, spec, type: str):
+        """(key, make) for one random problem of `type`, `make()` rendering it. Data builders draw until they find
+        unseen keys; a family that can name a problem before rendering it overrides this to make duplicates cheap."""
+        problem = self.generate(rng, spec, type=type)
+        return problem.key, lambda: problem
+
     def extract_answer(self, text: str) -> str | None:
         raise NotImplementedError
 
@@ -79,6 +85,12 @@ class Task:
         return f"{type(self).__name__}(name={self.name!r}, types={self.types!r})"
 
 
+def option(default, help: str, **cli):
+    """A spec field with its help text (and argparse hints such as `nargs`, `choices`), so that the data builders'
+    command lines are generated from the spec itself and never drift from it."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
 def build_spec(spec_class, kwargs: dict, family: str):
     valid = [f.name for f in dataclasses.fields(spec_class)]
     unknown = sorted(set(kwargs) - set(valid))
@@ -87,10 +99,27 @@ def build_spec(spec_class, kwargs: dict, family: str):
     return spec_class(**kwargs)
 
 
+def parse_weights(name: str, value):
+    """`["a_plus_b=2", "a_minus_b=1"]` (command-line style) -> `{"a_plus_b": 2.0, "a_minus_b": 1.0}`; plain lists and
+    dicts pass through."""
+    if isinstance(value, dict) or not any("=" in str(item) for item in value):
+        return value if isinstance(value, dict) else tuple(value)
+    weights = {}
+    for item in value:
+        label, _, weight = str(item).partition("=")
+        try:
+            weights[label] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"{name}: weight of {label!r} is not a number: {weight!r}") from None
+    return weights
+
+
 def spec_to_dict(spec) -> dict[str, Any]:
     """A spec as plain JSON-able values (tuples become lists), for dataset cards."""
     out = {}
     for f in dataclasses.fields(spec):
+        if not f.init:  # derived caches, not choices
+            continue
         value = getattr(spec, f.name)
         if isinstance(value, tuple):
             value = list(value)

@@ -23,7 +23,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .base import Problem, Task, canonical_number
+from .base import Problem, Task, canonical_number, option
 
 TYPES = ["well_formed", "unbalanced_parens", "dangling_operator", "division_by_zero", "other_error"]
 INVALID_KINDS = ("unbalanced_parens", "dangling_operator", "division_by_zero")  # what generation draws
@@ -55,13 +55,17 @@ class ExpressionError(ValueError):
 class ExpressionsSpec:
     """What expressions to draw. Every field is validated on construction; errors name the field."""
 
-    max_depth: int = 4  # most nested operations (`5 + (10 - 3)` has depth 2); test_ood uses max_depth + 1
-    num_range: tuple[int, int] = (1, 20)  # inclusive range of the numbers in an expression
-    num_operands: tuple[int, int] = (2, 5)  # inclusive; the top is capped at 2**max_depth
-    operators: tuple[str, ...] = ("+", "-")  # any of + - * / (division is always exact)
-    invalid_rate: float = 0.05  # share of malformed expressions whose answer is ERROR
-    invalid_kinds: tuple[str, ...] | None = None  # None: all kinds (division_by_zero only when / is an operator)
-    max_abs_value: int = MAX_ABS_VALUE  # bound on every intermediate value
+    max_depth: int = option(4, "most nested operations (`5 + (10 - 3)` has depth 2); test_ood uses max_depth + 1")
+    num_range: tuple[int, int] = option((1, 20), "smallest and largest number in an expression", nargs=2)
+    num_operands: tuple[int, int] = option((2, 5), "fewest and most numbers per expression (the most is capped "
+                                           "at 2**max_depth)", nargs=2)
+    operators: tuple[str, ...] = option(("+", "-"), "operators to use, any of + - '*' / (division is always "
+                                        "exact)", nargs="+")
+    invalid_rate: float = option(0.05, "share of malformed expressions whose answer is ERROR")
+    invalid_kinds: tuple[str, ...] | None = option(None, "malformed kinds to draw (default: all; division_by_zero "
+                                                   f"only when / is an operator): {', '.join(INVALID_KINDS)}",
+                                                   nargs="+")
+    max_abs_value: int = option(MAX_ABS_VALUE, "bound on every intermediate value (larger draws are redrawn)")
 
     def __post_init__(self):
         if not _is_int(self.max_depth) or self.max_depth < 1:
@@ -186,38 +190,43 @@ def depth(node) -> int:
     return 0 if isinstance(node, int) else 1 + max(depth(node[1]), depth(node[2]))
 
 
-def reduce_once(node, max_abs_value: int = MAX_ABS_VALUE, delta: int = 0):
+def reduce_once(node, max_abs_value: int = MAX_ABS_VALUE, delta: int = 0, undefined: int | None = None):
     """Reduce the leftmost operation whose operands are numbers: returns (new_tree, (a, op, b, value)).
 
-    `delta` is added to the result (to write a plausible slip for a rejected example). Raises ExpressionError when
-    that operation has no value (division by zero...); the error's `.step` is the failing (a, op, b).
+    Raises ExpressionError when that operation has no value (division by zero...); the error's `.step` is the
+    failing (a, op, b). To write plausible mistakes for rejected examples, `delta` is added to the result and
+    `undefined` (when not None) stands in for a value that does not exist.
     """
     op, left, right = node
     if isinstance(left, int) and isinstance(right, int):
         try:
             value = apply(op, left, right, max_abs_value) + delta
         except ExpressionError as err:
+            if undefined is not None:
+                return undefined, (left, op, right, undefined)
             err.step = (left, op, right)
             raise
         return value, (left, op, right, value)
     if not isinstance(left, int):
-        new_left, step = reduce_once(left, max_abs_value, delta)
+        new_left, step = reduce_once(left, max_abs_value, delta, undefined)
         return (op, new_left, right), step
-    new_right, step = reduce_once(right, max_abs_value, delta)
+    new_right, step = reduce_once(right, max_abs_value, delta, undefined)
     return (op, left, new_right), step
 
 
-def solution_steps(node, max_abs_value: int = MAX_ABS_VALUE, wrong_step: tuple[int, int] | None = None):
+def solution_steps(node, max_abs_value: int = MAX_ABS_VALUE, wrong_step: tuple[int, int] | None = None,
+                   undefined: int | None = None):
     """The reduction of `node`: (steps, value), steps being (a, op, b, result, expression_now) tuples.
 
     Raises ExpressionError at the first step that has no value; the error's `.steps` holds the steps before it.
-    `wrong_step=(i, delta)` adds `delta` to the result of step i and carries on from the wrong value.
+    For rejected examples: `wrong_step=(i, delta)` adds `delta` to the result of step i and carries on from the
+    wrong value; `undefined` is written as the value of a step that has none (`7 / 0 = 0`).
     """
     steps = []
     while not isinstance(node, int):
         delta = wrong_step[1] if wrong_step is not None and wrong_step[0] == len(steps) else 0
         try:
-            node, (a, op, b, value) = reduce_once(node, max_abs_value, delta)
+            node, (a, op, b, value) = reduce_once(node, max_abs_value, delta, undefined)
         except ExpressionError as err:
             err.steps = steps
             raise

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Problem, Task, canonical_number, last_number
+from .base import Problem, Task, canonical_number, last_number, option
 from .loading import read_rows
 
 HUB_ID, HUB_CONFIG = "openai/gsm8k", "main"
@@ -29,7 +29,7 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: `48/2
 
 @dataclass
 class GSM8KSpec:
-    keep_calculator_annotations: bool = False  # keep `<<48/2=24>>` in targets (the reference steps use them)
+    keep_calculator_annotations: bool = option(False, "keep GSM8K's `<<48/2=24>>` calculator notes in targets")
 
 
 def load_rows(source: str | Path = HUB_ID, split: str = "train", config: str | None = None) -> list[dict]:

@@ -1,0 +1,528 @@
+"""The machinery every data builder shares: options, problem sampling, typed datasets, cards, saving, the CLI tail.
+
+A builder module (sft, pretrain, preferences, rl) only says how a Problem becomes a row; this module draws the
+problems. How it keeps its promises:
+
+- Disjoint splits by construction: splits are drawn one after another (test, validation, train, then test_ood)
+  and a problem whose `key` an earlier split holds is drawn again. Each split has its own seeded RNG, so the test
+  set does not move when num_train changes.
+- Exact mixes: each (family, type) gets its share of every split by largest remainder, so 1,000 rows over the
+  nine arithmetic types are 112/111/.../111 rather than a random draw.
+- Impossible requests fail before any work: a split asking for more problems of a type than exist (the family
+  counts them) raises a ValueError naming the sizes.
+- Byte-identical outputs: same options and seed, same rows, same Arrow files, same fingerprints, same card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import random
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, NamedSplit, Value
+from tqdm.auto import tqdm
+
+from mathalign.tasks import GENERATIVE_TASKS, Problem, get_task
+from mathalign.tasks.base import option, spec_to_dict
+
+SPLITS = ("train", "validation", "test", "test_ood")
+# Evaluation splits are drawn first so they stay the same when only num_train changes; test_ood comes from a
+# different spec (longer operands, deeper trees), so it is disjoint from the others whatever the order.
+SAMPLING_ORDER = ("test", "validation", "train", "test_ood")
+IN_DISTRIBUTION = ("test", "validation", "train")
+SIZE_FIELDS = {split: f"num_{split}" for split in SPLITS}
+PROGRESS_MIN_ROWS = 50_000  # smaller builds finish before a progress bar says anything useful
+
+
+@dataclass
+class BuildOptions:
+    """Options every generated dataset takes. Family options (min_digits, max_depth, ...) come from the specs."""
+
+    task: tuple[str, ...] = option(("arithmetic",), f"problem families to mix: {' '.join(GENERATIVE_TASKS)}",
+                                   nargs="+")
+    task_weights: tuple[float, ...] | None = option(None, "share of each family, in --task order (default: even)",
+                                                    nargs="+", type=float)
+    num_train: int = option(10_000, "rows in the train split")
+    num_validation: int = option(500, "rows in the validation split (0: no such split)")
+    num_test: int = option(1_000, "rows in the test split (0: no such split)")
+    num_test_ood: int = option(500, "rows in test_ood: longer operands / deeper expressions than training")
+    seed: int = option(0, "random seed; the same options and seed give byte-identical datasets")
+
+    def __post_init__(self):
+        if isinstance(self.task, str):
+            self.task = tuple(t for t in self.task.replace(",", " ").split())
+        self.task = tuple(self.task)
+        if not self.task:
+            raise ValueError(f"task needs at least one family: {GENERATIVE_TASKS}")
+        for name in self.task:
+            get_task(name)  # unknown names raise with the valid ones
+            if name not in GENERATIVE_TASKS:
+                raise ValueError(f"task {name!r} does not generate problems (use its own builder); "
+                                 f"generated families: {GENERATIVE_TASKS}")
+        if len(set(self.task)) != len(self.task):
+            raise ValueError(f"task lists a family twice: {self.task}")
+        if self.task_weights is not None:
+            self.task_weights = tuple(float(w) for w in self.task_weights)
+            if len(self.task_weights) != len(self.task) or min(self.task_weights) < 0 or sum(self.task_weights) <= 0:
+                raise ValueError(f"task_weights needs one non-negative weight per task {self.task}, "
+                                 f"got {self.task_weights}")
+        for split, name in SIZE_FIELDS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if not any(self.sizes.values()):
+            raise ValueError("every split size is 0: nothing to build")
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {split: getattr(self, name) for split, name in SIZE_FIELDS.items()}
+
+    @property
+    def family_weights(self) -> dict[str, float]:
+        weights = self.task_weights or (1.0,) * len(self.task)
+        return {name: w / sum(weights) for name, w in zip(self.task, weights)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Options: `build(**options)` keyword arguments and command-line flags, both generated from dataclass fields.
+
+
+def resolve_options(options_class: type, raw: dict[str, Any]):
+    """Split `build(**raw)` into the builder's options and one spec per family; unknown names raise ValueError."""
+    own = {f.name for f in dataclasses.fields(options_class)}
+    builder_kwargs = {k: v for k, v in raw.items() if k in own}
+    options = options_class(**builder_kwargs)
+    spec_kwargs: dict[str, dict[str, Any]] = {name: {} for name in options.task}
+    for name, value in raw.items():
+        if name in own:
+            continue
+        families = [f for f in GENERATIVE_TASKS if name in _spec_fields(f)]
+        if not families:
+            valid = sorted(own | {n for f in GENERATIVE_TASKS for n in _spec_fields(f)})
+            raise ValueError(f"unknown option {name!r}; valid options: {valid}")
+        chosen = [f for f in families if f in options.task]
+        if not chosen:
+            raise ValueError(f"option {name!r} belongs to {families[0]}, which is not in task={list(options.task)}")
+        for family in chosen:
+            spec_kwargs[family][name] = value
+    specs = {family: get_task(family).make_spec(**kwargs) for family, kwargs in spec_kwargs.items()}
+    return options, specs
+
+
+def _spec_fields(family: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(get_task(family).spec_class) if f.init]
+
+
+def add_dataclass_arguments(parser, cls, suppress: bool = False) -> None:
+    """One `--flag` per field of `cls`, typed from its default, with the field's help text.
+
+    With `suppress`, flags not given are left out of the parsed namespace, so the dataclass's own defaults apply.
+    """
+    for f in dataclasses.fields(cls):
+        if not f.init or "help" not in f.metadata:
+            continue
+        meta, default = f.metadata, f.default
+        kwargs: dict[str, Any] = {"help": meta["help"] + ("" if default is None else f" (default: {_show(default)})")}
+        if suppress:
+            kwargs["default"] = argparse.SUPPRESS
+        else:
+            kwargs["default"] = default
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif "nargs" in meta:
+            kwargs["nargs"] = meta["nargs"]
+            kwargs["type"] = meta.get("type") or (type(default[0]) if default else str)
+        else:
+            kwargs["type"] = meta.get("type") or type(default)
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        parser.add_argument(flag, dest=f.name, **kwargs)
+
+
+def add_generation_arguments(parser, options_class: type = BuildOptions) -> None:
+    """The builder's options, then every generative family's spec options (used when that family is in --task)."""
+    add_dataclass_arguments(parser.add_argument_group("dataset"), options_class)
+    for family in GENERATIVE_TASKS:
+        group = parser.add_argument_group(f"{family} options (with --task {family})")
+        add_dataclass_arguments(group, get_task(family).spec_class, suppress=True)
+    add_output_arguments(parser)
+
+
+def add_output_arguments(parser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", required=True, help="folder to write the dataset and its README.md card to")
+    group.add_argument("--format", choices=("arrow", "parquet"), default="arrow",
+                       help="arrow: DatasetDict.save_to_disk (load_from_disk); parquet: data/<split>-*.parquet "
+                            "(load_dataset) (default: arrow)")
+    group.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
+                       help="also publish to the Hub as a dataset repo (with the card)")
+    group.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The `build(**options)` keyword arguments a parsed command line stands for (family flags only when given)."""
+    skip = {"out", "format", "push_to_hub", "progress", "func", "command", "data_command", "builder"}
+    return {k: v for k, v in vars(args).items() if k not in skip}
+
+
+def command_line(builder: str, obj_options, specs: dict[str, Any] | None = None) -> str:
+    """`mathalign data build <builder> ...` with every option spelled out: the exact command that rebuilds it."""
+    parts = ["mathalign", "data", "build", builder, "--out", "OUT_DIR"]
+    for obj in [obj_options, *(specs or {}).values()]:
+        for f in dataclasses.fields(obj):
+            if not f.init or "help" not in f.metadata:
+                continue
+            value = getattr(obj, f.name)
+            flag = "--" + f.name.replace("_", "-")
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                parts.append(flag if value else "--no-" + flag[2:])
+            elif isinstance(value, dict):
+                parts += [flag, *(f"{k}={_show(v)}" for k, v in value.items())]
+            elif isinstance(value, (tuple, list)):
+                parts += [flag, *(_show(v) for v in value)]
+            else:
+                parts += [flag, _show(value)]
+    return " ".join(shlex.quote(str(p)) for p in parts)
+
+
+def _show(value) -> str:
+    if isinstance(value, float) and value == int(value):
+        return str(int(value)) if abs(value) >= 1 else repr(value)
+    if isinstance(value, (tuple, list)):
+        return " ".join(_show(v) for v in value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Drawing problems.
+
+Label = tuple[str, str]  # (family, type)
+
+
+def allocate(total: int, weights: dict[Any, float]) -> dict[Any, int]:
+    """Split `total` rows by `weights` exactly (largest remainder; ties go to the earlier label)."""
+    norm = sum(weights.values())
+    exact = {label: total * w / norm for label, w in weights.items()}
+    counts = {label: int(x) for label, x in exact.items()}
+    left = total - sum(counts.values())
+    by_remainder = sorted(exact, key=lambda label: -(exact[label] - counts[label]))  # stable: ties keep order
+    for label in by_remainder[:left]:
+        counts[label] += 1
+    return counts
+
+
+def plan_quotas(options: BuildOptions, specs: dict[str, Any]) -> dict[str, dict[Label, int]]:
+    """Rows per (family, type) per split; checks every request against the number of distinct problems."""
+    weights: dict[Label, float] = {}
+    for family, share in options.family_weights.items():
+        for type, w in specs[family].type_weights.items():
+            weights[(family, type)] = share * w
+    quotas = {split: allocate(n, weights) for split, n in options.sizes.items() if n}
+    for label in weights:
+        family, type = label
+        task = get_task(family)
+        for splits, spec in ((IN_DISTRIBUTION, specs[family]), (("test_ood",), _ood(specs[family]))):
+            wanted = sum(quotas.get(split, {}).get(label, 0) for split in splits)
+            available = task.num_distinct(spec, type) if wanted else None
+            if available is not None and wanted > available:
+                names = " + ".join(SIZE_FIELDS[s] for s in SPLITS if s in splits and s in quotas)
+                raise ValueError(
+                    f"{names} asks for {wanted} distinct {family} problems of type {type!r}, but the spec "
+                    f"{_short_spec(spec)} has only {available}; lower {names} or widen the spec"
+                )
+    return quotas
+
+
+def _ood(spec):
+    return spec.ood()
+
+
+def _short_spec(spec) -> str:
+    return "(" + ", ".join(f"{k}={v}" for k, v in spec_to_dict(spec).items() if k != "types") + ")"
+
+
+def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | None = None,
+                ) -> dict[str, list[tuple[str, Problem]]]:
+    """(family, Problem) pairs for every non-empty split, disjoint by key across all splits."""
+    quotas = plan_quotas(options, specs)
+    total = sum(options.sizes.values())
+    seen: dict[str, set[str]] = {family: set() for family in options.task}
+    out = {}
+    # progress=None: a bar for big builds on a terminal (tqdm's disable=None), none for small ones
+    disable = (None if total >= PROGRESS_MIN_ROWS else True) if progress is None else not progress
+    with tqdm(total=total, desc="drawing problems", unit="row", disable=disable, dynamic_ncols=True) as bar:
+        for split in SAMPLING_ORDER:
+            if split not in quotas:
+                continue
+            rng = random.Random(f"mathalign:{options.seed}:{split}")
+            rows: list[tuple[str, Problem]] = []
+            for (family, type), count in quotas[split].items():
+                spec = specs[family] if split != "test_ood" else _ood(specs[family])
+                rows += _draw_unique(get_task(family), family, type, spec, count, seen[family], rng, bar, split)
+            rng.shuffle(rows)
+            out[split] = rows
+    return {split: out[split] for split in SPLITS if split in out}
+
+
+def _draw_unique(task, family, type, spec, count, seen, rng, bar, split):
+    rows = []
+    attempts, max_attempts = 0, 200 * count + 100_000
+    draw, add, append = task.draw, seen.add, rows.append
+    while len(rows) < count:
+        key, make = draw(rng, spec, type)
+        attempts += 1
+        if key in seen:
+            if attempts > max_attempts:
+                raise ValueError(
+                    f"{SIZE_FIELDS[split]}: found only {len(rows)} of {count} new {family} problems of type {type!r} "
+                    f"in {attempts} draws; the spec {_short_spec(spec)} has too few distinct problems for the "
+                    f"split sizes; lower them or widen the spec"
+                )
+            continue
+        add(key)
+        append((family, make()))
+        if len(rows) % 4096 == 0:
+            bar.update(4096)
+    bar.update(len(rows) % 4096)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rows and datasets.
+
+
+def type_names(families) -> list[str]:
+    """ClassLabel names for the `type` column: every type of every family, in family order."""
+    names: list[str] = []
+    for family in families:
+        for name in get_task(family).types:
+            if name in names:
+                raise ValueError(f"type name {name!r} is used by two families; ClassLabel names must be unique")
+            names.append(name)
+    return names
+
+
+def common_features(families) -> dict[str, Any]:
+    """The columns every mathalign row carries besides the TRL ones (rewards and evaluation dispatch on them)."""
+    return {
+        "task": Value("string"),  # the problem family: get_task(row["task"]) checks the row
+        "type": ClassLabel(names=type_names(families)),  # problem type, for per-type accuracy
+        "difficulty": Value("int32"),  # digits (arithmetic), operations (expressions), steps (gsm8k/aqua)
+        "answer": Value("string"),  # gold answer, canonical: "18", "-3", "ERROR", "C"
+        "key": Value("string"),  # canonical problem identity; splits are disjoint on it
+    }
+
+
+def common_columns(rows: list[tuple[str, Problem]], families) -> dict[str, list]:
+    index = {name: i for i, name in enumerate(type_names(families))}
+    return {
+        "task": [family for family, _ in rows],
+        "type": [index[p.type] for _, p in rows],
+        "difficulty": [p.difficulty for _, p in rows],
+        "answer": [p.answer for _, p in rows],
+        "key": [p.key for _, p in rows],
+    }
+
+
+def make_dataset(columns: dict[str, list], features: Features, split: str, description: str) -> Dataset:
+    """A Dataset straight from column lists (no per-row encoding), with a fingerprint derived from its content
+    recipe so that identical builds save identical `state.json` files."""
+    table = pa.Table.from_pydict({name: columns[name] for name in features}, schema=features.arrow_schema)
+    fingerprint = hashlib.sha256(f"{description}\n{split}".encode()).hexdigest()[:16]
+    info = DatasetInfo(description=description, features=features)
+    return Dataset(table, info=info, split=NamedSplit(split), fingerprint=fingerprint)
+
+
+def build_generated(builder: str, options_class: type, raw_options: dict[str, Any],
+                    row_columns: Callable, extra_features: dict[str, Any], progress: bool | None = None,
+                    ) -> DatasetDict:
+    """Draw the problems for every split and turn them into typed datasets.
+
+    `row_columns(rows, options, specs, split)` returns the builder's own columns (prompt/completion, ...) for a list
+    of (family, Problem) pairs; `extra_features` types them and comes first in the schema.
+    """
+    options, specs = resolve_options(options_class, raw_options)
+    features = Features({**extra_features, **common_features(options.task)})
+    description = describe(builder, options, specs)
+    result = DatasetDict()
+    for split, rows in draw_splits(options, specs, progress).items():
+        columns = {**row_columns(rows, options, specs, split), **common_columns(rows, options.task)}
+        result[split] = make_dataset(columns, features, split, description)
+    return result
+
+
+def describe(builder: str, options, specs: dict[str, Any]) -> str:
+    """The description stored in every split's DatasetInfo: what it is and the command that rebuilds it."""
+    return (f"mathalign {builder} dataset ({', '.join(specs) or builder}). Rebuild with: "
+            f"{command_line(builder, options, specs)}")
+
+
+def build_parameters(options, specs: dict[str, Any]) -> dict[str, Any]:
+    params = spec_to_dict(options)
+    for family, spec in specs.items():
+        params[family] = spec_to_dict(spec)
+    return params
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cards, saving, publishing.
+
+
+def size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                        (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return name
+    return "10M<n<100M"
+
+
+def type_counts(dataset_dict: DatasetDict) -> dict[str, dict[str, int]]:
+    out = {}
+    for split, ds in dataset_dict.items():
+        names = ds.features["type"].names
+        counts = ds.data.column("type").value_counts().to_pylist()
+        by_name = {names[c["values"]]: c["counts"] for c in counts}
+        out[split] = {name: by_name[name] for name in names if name in by_name}
+    return out
+
+
+def make_card(dataset_dict: DatasetDict, builder: str, parameters: dict[str, Any], command: str,
+              summary: str, parquet_layout: bool = True):
+    """A dataset card (README.md) with YAML metadata: features, split sizes, per-type counts, parameters, command."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    first = next(iter(dataset_dict.values()))
+    splits = [{"name": split, "num_examples": ds.num_rows} for split, ds in dataset_dict.items()]
+    counts = type_counts(dataset_dict)
+    total = sum(ds.num_rows for ds in dataset_dict.values())
+    metadata: dict[str, Any] = dict(
+        language=["en"],
+        license="apache-2.0",
+        pretty_name=f"mathalign {builder}",
+        size_categories=[size_category(total)],
+        task_categories=["text-generation"],
+        tags=["mathalign", "math", "arithmetic", "synthetic", "trl"],
+        dataset_info={"features": first.features._to_yaml_list(), "splits": splits},
+        mathalign={"builder": builder, "command": command, "parameters": parameters, "type_counts": counts},
+    )
+    if parquet_layout:
+        metadata["configs"] = [{"config_name": "default",
+                                "data_files": [{"split": s, "path": f"data/{s}-*"} for s in dataset_dict]}]
+    card_data = DatasetCardData(**metadata)
+    columns = "\n".join(f"| `{name}` | {_feature_text(feature)} |" for name, feature in first.features.items())
+    type_table = "\n".join(
+        f"| {split} | {dataset_dict[split].num_rows} | "
+        + ", ".join(f"{name}: {n}" for name, n in per_type.items()) + " |"
+        for split, per_type in counts.items()
+    )
+    example = json.dumps({k: v for k, v in first[0].items()}, ensure_ascii=False, indent=2) if first.num_rows else "{}"
+    content = f"""---
+{card_data.to_yaml()}
+---
+
+# mathalign {builder}
+
+{summary}
+
+Every row is verifiable: `mathalign.tasks.get_task(row["task"]).check(completion, row["answer"])` says whether a
+completion is right. Splits are disjoint by the canonical problem `key`; `test_ood` holds longer operands / deeper
+expressions than anything in training.
+
+## Columns
+
+| column | type |
+|---|---|
+{columns}
+
+## Splits
+
+| split | rows | rows per type |
+|---|---|---|
+{type_table}
+
+## Example (first row of `{next(iter(dataset_dict))}`)
+
+```json
+{example}
+```
+
+## Rebuild
+
+```bash
+{command}
+```
+
+Same options and seed give byte-identical data. Load with `datasets.load_from_disk(OUT_DIR)` (arrow output) or
+`datasets.load_dataset(OUT_DIR)` (parquet output, or the Hub repo id).
+"""
+    return DatasetCard(content)
+
+
+def _feature_text(feature) -> str:
+    if isinstance(feature, ClassLabel):
+        return f"ClassLabel ({', '.join(feature.names)})"
+    return f"{getattr(feature, 'dtype', type(feature).__name__)}"
+
+
+def save(dataset_dict: DatasetDict, out: str | Path, card=None, format: str = "arrow") -> Path:
+    """Write the splits (arrow via save_to_disk, or data/<split>-00000-of-00001.parquet) and README.md."""
+    out = Path(out)
+    if format == "arrow":
+        dataset_dict.save_to_disk(str(out))
+    elif format == "parquet":
+        (out / "data").mkdir(parents=True, exist_ok=True)
+        for split, ds in dataset_dict.items():
+            ds.to_parquet(str(out / "data" / f"{split}-00000-of-00001.parquet"))
+    else:
+        raise ValueError(f"format must be 'arrow' or 'parquet', got {format!r}")
+    if card is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "README.md").write_text(str(card), encoding="utf-8")
+    return out
+
+
+def push_to_hub(dataset_dict: DatasetDict, repo_id: str, card=None, private: bool | None = None) -> None:
+    """`DatasetDict.push_to_hub`, then the card (the parquet layout it writes matches the card's `configs`)."""
+    dataset_dict.push_to_hub(repo_id, private=private)
+    if card is not None:
+        card.push_to_hub(repo_id, repo_type="dataset", commit_message="Dataset card from mathalign")
+
+
+def finish(dataset_dict: DatasetDict, args: argparse.Namespace, builder: str, parameters: dict, command: str,
+           summary: str) -> DatasetDict:
+    """The tail every builder's CLI shares: card, save, optional push, one line of report."""
+    card = make_card(dataset_dict, builder, parameters, command, summary,
+                     parquet_layout=args.format == "parquet" or bool(args.push_to_hub))
+    out = save(dataset_dict, args.out, card, args.format)
+    sizes = ", ".join(f"{split}={ds.num_rows}" for split, ds in dataset_dict.items())
+    print(f"wrote {builder} ({sizes}) to {out}", file=sys.stderr)
+    if args.push_to_hub:
+        push_to_hub(dataset_dict, args.push_to_hub, card)
+        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub}", file=sys.stderr)
+    return dataset_dict
+
+
+def make_parser(module_doc: str, prog: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=module_doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def run_generated(builder: str, options_class: type, build: Callable, summary: str,
+                  args: argparse.Namespace) -> DatasetDict:
+    """`main(args)` of a generated builder: build from the parsed flags, then card, save and push."""
+    raw = options_from_args(args)
+    dataset_dict = build(progress=args.progress, **raw)
+    options, specs = resolve_options(options_class, raw)
+    return finish(dataset_dict, args, builder, build_parameters(options, specs),
+                  command_line(builder, options, specs), summary)

@@ -1,0 +1,47 @@
+"""SFT dataset: `prompt` / `completion` rows, TRL's prompt-completion format (the loss falls on the completion).
+
+    python -m data_builders.sft --out data/sft --num-train 50000
+    mathalign data build sft --out data/sft_mix --task arithmetic expressions --max-depth 3 --answer-style explain
+
+    row  {"prompt": "72/4=?", "completion": " The answer is 18.", "task": "arithmetic", "type": 3 (a_over_b),
+          "difficulty": 2, "answer": "18", "key": "a_over_b:72,4"}
+
+In Python: `data_builders.sft.build(task="arithmetic", num_train=1000, seed=0)` returns the DatasetDict.
+"""
+
+from __future__ import annotations
+
+from datasets import DatasetDict, Value
+
+from . import core
+
+NAME = "sft"
+SUMMARY = "Prompt/completion pairs for supervised fine-tuning (TRL `SFTTrainer`, completion-only loss)."
+FEATURES = {"prompt": Value("string"), "completion": Value("string")}
+
+
+def rows(problems, options, specs, split) -> dict[str, list]:
+    return {"prompt": [p.prompt for _, p in problems], "completion": [p.target for _, p in problems]}
+
+
+def build(progress: bool | None = None, **options) -> DatasetDict:
+    """The SFT DatasetDict; `options` are BuildOptions fields plus family spec options (min_digits, max_depth...)."""
+    return core.build_generated(NAME, core.BuildOptions, options, rows, FEATURES, progress)
+
+
+def add_arguments(parser) -> None:
+    core.add_generation_arguments(parser, core.BuildOptions)
+
+
+def main(args) -> DatasetDict:
+    return core.run_generated(NAME, core.BuildOptions, build, SUMMARY, args)
+
+
+def make_parser():
+    parser = core.make_parser(__doc__, f"python -m data_builders.{NAME}")
+    add_arguments(parser)
+    return parser
+
+
+if __name__ == "__main__":
+    main(make_parser().parse_args())
