@@ -1,0 +1,280 @@
+"""Recipes: flat YAML files whose keys are dataclass fields, overridable from the command line.
+
+A recipe is parsed into three dataclasses, exactly as `trl sft --config` does with `TrlParser`:
+- `MathAlignArguments` (this file): the stage, the data, the model to start from, rewards;
+- `trl.ModelConfig`: model loading, LoRA (`use_peft`, `lora_*`) and quantisation (`load_in_4bit`, `load_in_8bit`);
+- the stage's TRL config: `SFTConfig` (pretrain, sft), `DPOConfig` or `GRPOConfig`.
+
+Everything is checked before any work: an unknown key fails with the closest valid names, a value of the wrong type
+fails naming the key. On a machine without a GPU the precision and device settings are chosen for the CPU.
+"""
+
+import dataclasses
+import difflib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from trl import DPOConfig, GRPOConfig, ModelConfig, SFTConfig, TrlParser
+
+STAGES = ("pretrain", "sft", "dpo", "grpo")
+
+
+class RecipeError(ValueError):
+    """A recipe or command line that cannot run as written; the message says what to change."""
+
+
+@dataclass
+class MathAlignArguments:
+    """mathalign's own recipe keys (TRL's and PEFT's keys live in their own dataclasses)."""
+
+    stage: str = field(
+        default="sft",
+        metadata={"help": "What to train: `pretrain` (LM on text), `sft` (prompt/completion), `dpo` "
+                          "(prompt/chosen/rejected) or `grpo` (prompts + reward functions).", "choices": STAGES},
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "A data builder (`pretrain`, `sft`, `preferences`, `rl`, `gsm8k`, `aqua`), a directory "
+                          "saved with `save_to_disk`, a .json/.jsonl/.parquet file, or a Hub dataset id. "
+                          "Default: the builder that matches the stage."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    data_options: dict | str | None = field(
+        default=None,
+        metadata={"help": "Keyword arguments for the data builder, e.g. `{task: arithmetic, num_train: 20000}` "
+                          "(a JSON string on the command line)."},
+    )
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_test_split: str | None = field(
+        default="validation", metadata={"help": "Split for evaluation during training (None: no evaluation)."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use only the first N training rows (quick experiments)."}
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Tokenizer to use. Default: the model's; when training from scratch without one, a "
+                          "tokenizer is trained on the training text first."},
+    )
+    tokenizer_vocab_size: int = field(default=512, metadata={"help": "Vocabulary size of a newly trained tokenizer."})
+    mathgpt_config: dict | str | None = field(
+        default=None,
+        metadata={"help": "MathGPTConfig keyword arguments for a model trained from scratch (when "
+                          "`model_name_or_path` is not set), e.g. `{hidden_size: 128, num_hidden_layers: 2}`."},
+    )
+    ref_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "DPO/GRPO reference model. Default: the starting model (under LoRA: the same model with "
+                          "its adapter disabled)."},
+    )
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["correctness_reward", "format_reward"],
+        metadata={"help": "GRPO reward functions by name (see `mathalign.rewards`); weights come from "
+                          "`reward_weights`."},
+    )
+    log_attention_entropy: bool = field(
+        default=False, metadata={"help": "Log the mean attention entropy per layer at every logging step."}
+    )
+
+
+@dataclass
+class MathAlignSFTConfig(SFTConfig):
+    """TRL's SFTConfig plus `trust_remote_code`, which DPOConfig and GRPOConfig already have."""
+
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow a Hub model or tokenizer to run its own code."})
+
+
+def training_config_class(stage: str):
+    """The TRL config dataclass for a stage."""
+    if stage not in STAGES:
+        raise RecipeError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}.")
+    return {"pretrain": MathAlignSFTConfig, "sft": MathAlignSFTConfig, "dpo": DPOConfig, "grpo": GRPOConfig}[stage]
+
+
+def dataclass_types(stage: str):
+    return (MathAlignArguments, ModelConfig, training_config_class(stage))
+
+
+def load_recipe(path: str | os.PathLike) -> dict:
+    """Read a recipe YAML file into a dict (no validation yet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path} is not valid YAML: {err}") from None
+    if recipe is None:
+        return {}
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"{path} must be a YAML mapping of `key: value` lines, got a {type(recipe).__name__}.")
+    return recipe
+
+
+def _field_names(types_: tuple) -> dict[str, dataclasses.Field]:
+    fields = {}
+    for cls in types_:
+        for f in dataclasses.fields(cls):
+            if f.init:
+                fields.setdefault(f.name, f)
+    return fields
+
+
+def check_keys(keys, fields: dict, where: str) -> None:
+    """Fail on the first unknown key with the closest valid names."""
+    for key in keys:
+        if key in fields or key == "env":
+            continue
+        close = difflib.get_close_matches(key, list(fields), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise RecipeError(f"unknown recipe key {key!r} in {where}.{hint} (`mathalign train --help-keys` lists all.)")
+
+
+def _expected_types(annotation) -> tuple[type, ...] | None:
+    """The plain Python types a field accepts, or None when anything goes."""
+    if isinstance(annotation, str):
+        return None
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        accepted = []
+        for arg in typing.get_args(annotation):
+            sub = _expected_types(arg)
+            if sub is None:
+                return None
+            accepted.extend(sub)
+        return tuple(accepted)
+    if annotation is type(None):
+        return (type(None),)
+    if origin is typing.Literal:
+        return tuple({type(a) for a in typing.get_args(annotation)})
+    if origin is not None:
+        annotation = origin
+    if annotation is float:
+        return (float, int)
+    if isinstance(annotation, type) and annotation in (int, str, bool, list, dict):
+        return (annotation,)
+    if isinstance(annotation, type) and issubclass(annotation, str):  # str enums such as IntervalStrategy
+        return (str,)
+    return None
+
+
+def check_types(recipe: dict, fields: dict, where: str) -> None:
+    """YAML values must match the field types (TrlParser only converts strings, so check the rest here)."""
+    for key, value in recipe.items():
+        if key == "env" or isinstance(value, str):  # strings are converted (and checked) by the argument parser
+            continue
+        accepted = _expected_types(fields[key].type)
+        if accepted is None:
+            continue
+        if isinstance(value, bool) and bool not in accepted:
+            ok = False
+        else:
+            ok = isinstance(value, accepted)
+        if not ok:
+            names = " or ".join(sorted({t.__name__ for t in accepted}))
+            raise RecipeError(f"recipe key {key!r} in {where} must be {names}, got {value!r}.")
+
+
+def _cli_keys(args: list[str]) -> list[str]:
+    return [a[2:].split("=", 1)[0] for a in args if a.startswith("--")]
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def parse_recipe(argv: list[str] | None = None):
+    """Parse `RECIPE.yaml [--key value ...]` (or `--config RECIPE.yaml ...`) into the stage's dataclasses.
+
+    Returns `(script_args, model_args, training_args, recipe_dict)`.
+    """
+    args = list(argv or [])
+    recipe_path = None
+    if "--config" in args:
+        i = args.index("--config")
+        if i + 1 >= len(args):
+            raise RecipeError("--config needs a recipe file path.")
+        recipe_path = args[i + 1]
+        del args[i : i + 2]
+    elif args and not args[0].startswith("-"):
+        recipe_path = args.pop(0)
+    recipe = load_recipe(recipe_path) if recipe_path else {}
+    where = recipe_path or "the command line"
+
+    stage = recipe.get("stage", "sft")
+    if "--stage" in args:
+        stage = args[args.index("--stage") + 1]
+    types_ = dataclass_types(stage)
+    fields = _field_names(types_)
+    check_keys(recipe, fields, where)
+    check_keys(_cli_keys(args), fields, "the command line")
+    check_types(recipe, fields, where)
+
+    # Environment variables from the recipe's `env:` block, as TrlParser does.
+    env = recipe.pop("env", {}) or {}
+    if not isinstance(env, dict):
+        raise RecipeError(f"`env` in {where} must be a mapping of NAME: value.")
+    for name, value in env.items():
+        os.environ[name] = str(value)
+
+    if not _has_accelerator():
+        # No GPU: bf16 is ~100x slower than fp32 on CPUs and TRL refuses it anyway. Appended last, so they win.
+        args += ["--bf16", "false", "--fp16", "false", "--use_cpu", "true"]
+
+    if not {"activation_checkpointing", "gradient_checkpointing"} & (set(recipe) | set(_cli_keys(args))):
+        # TRL turns checkpointing on by default (under its deprecated name); it only slows small models down.
+        # Recipes for large models ask for it explicitly.
+        recipe["activation_checkpointing"] = False
+
+    parser = TrlParser(types_)
+    parser.set_defaults_with_config(**recipe)
+    try:
+        script_args, model_args, training_args, remaining = parser.parse_args_into_dataclasses(
+            args=args, return_remaining_strings=True
+        )
+    except SystemExit as err:  # argparse already printed what is wrong with a value
+        raise RecipeError(f"invalid value on the command line or in {where} (see the message above).") from err
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"{where}: {err}") from None
+    if remaining:
+        raise RecipeError(f"unexpected command-line arguments: {' '.join(remaining)}")
+
+    for name in ("data_options", "mathgpt_config"):
+        value = getattr(script_args, name)
+        if isinstance(value, str):
+            try:
+                setattr(script_args, name, json.loads(value))
+            except json.JSONDecodeError:
+                raise RecipeError(f"--{name} must be a JSON object, e.g. '{{\"num_train\": 1000}}'.") from None
+        if getattr(script_args, name) is not None and not isinstance(getattr(script_args, name), dict):
+            raise RecipeError(f"`{name}` must be a mapping.")
+    if script_args.stage != stage:
+        raise RecipeError("set `stage` in the recipe or with --stage, once.")
+    resolved = {**recipe, **{k: getattr(o, k) for o in (script_args, model_args, training_args)
+                             for k in _cli_keys(argv or []) if hasattr(o, k)}}
+    return script_args, model_args, training_args, resolved
+
+
+def all_keys_help(stage: str) -> str:
+    """One line per recipe key of a stage: name, default and help (for `mathalign train --help-keys`)."""
+    lines = []
+    for cls in dataclass_types(stage):
+        lines.append(f"# {cls.__name__}")
+        for f in dataclasses.fields(cls):
+            if not f.init or f.name.startswith("_"):
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+            help_ = " ".join(str(f.metadata.get("help", "")).split())[:140]
+            lines.append(f"  {f.name} = {default!r}  {help_}")
+    return "\n".join(lines)
+
+
+__all__ = ["MathAlignArguments", "RecipeError", "STAGES", "load_recipe", "parse_recipe", "training_config_class"]

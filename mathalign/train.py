@@ -1,0 +1,289 @@
+"""One runner for every stage: parse the recipe, build model, data and PEFT, run the TRL trainer, save.
+
+    python -m mathalign.train recipes/sft.yaml --max_steps 5
+    accelerate launch -m mathalign.train recipes/dpo.yaml
+    accelerate launch --multi_gpu --num_processes 2 -m mathalign.train --config recipes/dpo.yaml
+
+(`accelerate launch recipes/dpo.yaml` cannot work: accelerate runs files with Python. `mathalign train RECIPE`
+launches through accelerate for you.)
+
+Stages differ only in the trainer class and the data they need; the tail (resume, train, save, metrics) is shared.
+"""
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from .recipe import RecipeError, parse_recipe
+
+logger = logging.getLogger("mathalign.train")
+
+# The data builder each stage reads when the recipe names none, and the columns the stage's trainer needs.
+DEFAULT_BUILDER = {"pretrain": "pretrain", "sft": "sft", "dpo": "preferences", "grpo": "rl"}
+REQUIRED_COLUMNS = {
+    "pretrain": {"text"},
+    "sft": {"prompt", "completion"},
+    "dpo": {"prompt", "chosen", "rejected"},
+    "grpo": {"prompt"},
+}
+
+
+# --- data ----------------------------------------------------------------------------------------------------------
+
+def load_data(script_args):
+    """A DatasetDict from a builder name, a saved directory, a data file or a Hub id."""
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    name = script_args.dataset_name or DEFAULT_BUILDER[script_args.stage]
+    options = dict(script_args.data_options or {})
+    path = Path(name)
+    if path.is_dir():
+        data = load_from_disk(str(path))
+    elif path.suffix in (".json", ".jsonl", ".parquet", ".csv"):
+        if not path.is_file():
+            raise RecipeError(f"dataset file not found: {path}")
+        kind = {".jsonl": "json"}.get(path.suffix, path.suffix[1:])
+        data = load_dataset(kind, data_files=str(path))
+    else:
+        import data_builders
+
+        if name in data_builders.BUILDERS:
+            data = data_builders.get_builder(name).build(**options)
+        elif "/" in name and not name.startswith((".", "/")):
+            data = load_dataset(name, script_args.dataset_config)  # a Hub dataset id
+        else:
+            raise RecipeError(
+                f"dataset {name!r} is neither a data builder ({', '.join(sorted(data_builders.BUILDERS))}), "
+                "an existing directory or data file, nor a Hub id (USER/NAME)."
+            )
+    if not isinstance(data, DatasetDict):
+        data = DatasetDict({script_args.dataset_train_split: data})
+    if script_args.dataset_train_split not in data:
+        raise RecipeError(f"dataset {name!r} has no split {script_args.dataset_train_split!r} "
+                          f"(it has {', '.join(data)}); set `dataset_train_split`.")
+    missing = REQUIRED_COLUMNS[script_args.stage] - set(data[script_args.dataset_train_split].column_names)
+    if missing:
+        raise RecipeError(f"stage {script_args.stage!r} needs the columns {sorted(missing)}, which dataset {name!r} "
+                          f"lacks (it has {data[script_args.dataset_train_split].column_names}).")
+    return data
+
+
+def train_and_eval_splits(data, script_args):
+    train = data[script_args.dataset_train_split]
+    if script_args.stage == "pretrain":
+        # Plain language modelling: with prompt/completion columns present SFTTrainer would mask the prompts.
+        data = data.select_columns(["text"])
+        train = data[script_args.dataset_train_split]
+    if script_args.max_train_samples is not None:
+        train = train.select(range(min(script_args.max_train_samples, len(train))))
+    split = script_args.dataset_test_split
+    evaluation = data[split] if split and split in data else None
+    return train, evaluation
+
+
+# --- tokenizer and model ---------------------------------------------------------------------------------------------
+
+def load_or_train_tokenizer(script_args, model_args, training_args, train_dataset):
+    from transformers import AutoTokenizer
+
+    from .tokenizer import train_tokenizer
+
+    source = script_args.tokenizer_name_or_path or model_args.model_name_or_path
+    if source:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=training_args.trust_remote_code)
+        if tokenizer.pad_token is None:  # most base LMs ship without one; never reuse eos (see tokenizer.py)
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
+        return tokenizer
+    columns = [c for c in ("text", "prompt", "completion", "chosen", "rejected") if c in train_dataset.column_names]
+    logger.info("Training a %d-token tokenizer on the %s column(s) of the training set", 
+                script_args.tokenizer_vocab_size, "/".join(columns))
+
+    def texts():
+        for column in columns:
+            yield from (t for t in train_dataset[column] if isinstance(t, str))
+
+    return train_tokenizer(texts(), vocab_size=script_args.tokenizer_vocab_size)
+
+
+def build_model(script_args, model_args, training_args, tokenizer):
+    """From scratch (MathGPT from `mathgpt_config`) or from a checkpoint path / Hub id, quantised if asked."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import get_quantization_config
+
+    from .model import MathGPTConfig, MathGPTForCausalLM
+
+    if not model_args.model_name_or_path:
+        options = dict(script_args.mathgpt_config or {})
+        options.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        if model_args.load_in_4bit or model_args.load_in_8bit:
+            raise RecipeError("quantisation (load_in_4bit/8bit) needs a trained base model: set model_name_or_path.")
+        model = MathGPTForCausalLM(MathGPTConfig(**options))
+        logger.info("New MathGPT: %.2fM parameters", model.num_parameters() / 1e6)
+        return model
+
+    path = model_args.model_name_or_path
+    if not Path(path).exists() and not _looks_like_hub_id(path):
+        raise RecipeError(f"model_name_or_path {path!r} is neither an existing directory nor a Hub id (USER/NAME).")
+    quantization_config = get_quantization_config(model_args)
+    dtype = model_args.dtype
+    if dtype in (None, "auto"):
+        # fp32 on CPU (bf16 is ~100x slower there); the checkpoint's own dtype on GPUs.
+        dtype = torch.float32 if training_args.use_cpu else "auto"
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    if quantization_config is not None and quantization_config.load_in_4bit:
+        quantization_config.bnb_4bit_compute_dtype = torch.float32 if training_args.use_cpu else torch.bfloat16
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
+        attn_implementation=model_args.attn_implementation,
+        dtype=dtype,
+        quantization_config=quantization_config,
+        # Quantised weights must sit on this process's device (one GPU per process under DDP).
+        device_map={"": training_args.device} if quantization_config is not None else None,
+    )
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))  # e.g. a <pad> token was added above
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def _looks_like_hub_id(path: str) -> bool:
+    return path.count("/") == 1 and not path.startswith((".", "/"))
+
+
+def build_ref_model(script_args, model_args, training_args):
+    """An explicit frozen reference for DPO/GRPO without LoRA (under LoRA TRL disables the adapter instead)."""
+    from transformers import AutoModelForCausalLM
+
+    if model_args.use_peft:
+        return None
+    path = script_args.ref_model_name_or_path or model_args.model_name_or_path
+    if not path:
+        return None  # a model trained from scratch here: TRL copies it
+    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=training_args.trust_remote_code,
+                                                dtype="float32" if training_args.use_cpu else "auto")
+
+
+# --- the run -------------------------------------------------------------------------------------------------------
+
+def check_batch_geometry(training_args, stage: str):
+    if stage != "grpo":
+        return
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    batch = training_args.per_device_train_batch_size * world * training_args.gradient_accumulation_steps
+    if batch % training_args.num_generations:
+        raise RecipeError(
+            f"num_generations ({training_args.num_generations}) must divide the effective batch "
+            f"per_device_train_batch_size x processes x gradient_accumulation_steps = {batch}; "
+            f"e.g. set per_device_train_batch_size to a multiple of {training_args.num_generations}."
+        )
+
+
+def make_trainer(stage, model, ref_model, tokenizer, train, evaluation, training_args, peft_config, script_args):
+    from trl import DPOTrainer, GRPOTrainer, SFTTrainer
+
+    common = dict(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
+                  processing_class=tokenizer, peft_config=peft_config)
+    if stage in ("pretrain", "sft"):
+        return SFTTrainer(**common)
+    if stage == "dpo":
+        return DPOTrainer(ref_model=ref_model, **common)
+    from .rewards import resolve_rewards
+
+    reward_funcs, weights = resolve_rewards(script_args.reward_funcs, training_args.reward_weights)
+    training_args.reward_weights = weights
+    return GRPOTrainer(reward_funcs=reward_funcs, **common)
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+
+def main(script_args, model_args, training_args, recipe: dict | None = None):
+    """Train one stage as the parsed recipe says; returns the trainer's metrics."""
+    from trl import get_peft_config
+
+    stage = script_args.stage
+    check_batch_geometry(training_args, stage)
+    if model_args.model_name_or_path is None and stage in ("dpo", "grpo"):
+        logger.warning("%s from a randomly initialised model: set model_name_or_path to an SFT checkpoint.", stage)
+
+    data = load_data(script_args)
+    train, evaluation = train_and_eval_splits(data, script_args)
+    if evaluation is None and training_args.eval_strategy != "no":
+        training_args.eval_strategy = "no"
+    tokenizer = load_or_train_tokenizer(script_args, model_args, training_args, train)
+    model = build_model(script_args, model_args, training_args, tokenizer)
+    ref_model = build_ref_model(script_args, model_args, training_args) if stage in ("dpo", "grpo") else None
+    if stage == "grpo" and training_args.beta == 0:
+        ref_model = None  # no KL term: TRL needs no reference
+    peft_config = get_peft_config(model_args)
+
+    trainer = make_trainer(stage, model, ref_model, tokenizer, train, evaluation, training_args, peft_config,
+                           script_args)
+    if script_args.log_attention_entropy:
+        from .attention import AttentionEntropyCallback
+
+        trainer.add_callback(AttentionEntropyCallback(tokenizer, prompts=_probe_prompts(train)))
+
+    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    if resume:
+        logger.info("Resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    return save_run(trainer, result, recipe or {}, training_args)
+
+
+def _probe_prompts(train, n: int = 8) -> list[str]:
+    column = "prompt" if "prompt" in train.column_names else "text"
+    return [str(x) for x in train[column][:n]]
+
+
+def save_run(trainer, result, recipe: dict, training_args) -> dict:
+    """The shared tail: final model + tokenizer, metrics, trainer state and the recipe that made them."""
+    metrics = dict(result.metrics)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        out = Path(training_args.output_dir)
+        (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+        if training_args.push_to_hub:
+            trainer.push_to_hub()
+    return metrics
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parse `RECIPE [--key value ...]` and train."""
+    script_args, model_args, training_args, recipe = parse_recipe(argv)
+    return main(script_args, model_args, training_args, recipe)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.WARNING, datefmt="%H:%M:%S")
+    logger.setLevel(logging.INFO)
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    try:
+        run(argv)
+    except (RecipeError, FileNotFoundError) as err:
+        print(f"mathalign.train: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
