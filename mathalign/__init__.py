@@ -5,6 +5,11 @@ Importing mathalign registers MathGPT with the transformers Auto classes, so `Au
 the modeling code (`auto_map`), so other processes load them with `trust_remote_code=True`.
 """
 
+import logging
+
+# bitsandbytes logs at import, on every CPU machine, that an optional kernel package is missing: noise, not news.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .model import MathGPTConfig, MathGPTForCausalLM, MathGPTModel, MathGPTPreTrainedModel

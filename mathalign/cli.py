@@ -49,9 +49,12 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    # `train` passes recipe overrides (`--max_steps 5`) through; every other command takes only its own options.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "_allow_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        result = args.func(args)
+        result = args.func(args, extra) if getattr(args, "_allow_extra", False) else args.func(args)
     except (UserError, FileNotFoundError, ValueError) as err:
         # Bad input gets one clear line; genuine bugs still raise with their traceback.
         print(f"mathalign {args.command}: error: {err}", file=sys.stderr)

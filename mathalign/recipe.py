@@ -116,12 +116,14 @@ def load_recipe(path: str | os.PathLike) -> dict:
     return recipe
 
 
-def _field_names(types_: tuple) -> dict[str, dataclasses.Field]:
+def _field_types(types_: tuple) -> dict[str, object]:
+    """Recipe key -> declared type. Read from the annotations: HfArgumentParser rewrites `Field.type` in place."""
     fields = {}
     for cls in types_:
+        hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if f.init:
-                fields.setdefault(f.name, f)
+                fields.setdefault(f.name, hints.get(f.name, f.type))
     return fields
 
 
@@ -168,7 +170,7 @@ def check_types(recipe: dict, fields: dict, where: str) -> None:
     for key, value in recipe.items():
         if key == "env" or isinstance(value, str):  # strings are converted (and checked) by the argument parser
             continue
-        accepted = _expected_types(fields[key].type)
+        accepted = _expected_types(fields[key])
         if accepted is None:
             continue
         if isinstance(value, bool) and bool not in accepted:
@@ -212,7 +214,7 @@ def parse_recipe(argv: list[str] | None = None):
     if "--stage" in args:
         stage = args[args.index("--stage") + 1]
     types_ = dataclass_types(stage)
-    fields = _field_names(types_)
+    fields = _field_types(types_)
     check_keys(recipe, fields, where)
     check_keys(_cli_keys(args), fields, "the command line")
     check_types(recipe, fields, where)

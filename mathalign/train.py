@@ -128,8 +128,6 @@ def build_model(script_args, model_args, training_args, tokenizer):
         return model
 
     path = model_args.model_name_or_path
-    if not Path(path).exists() and not _looks_like_hub_id(path):
-        raise RecipeError(f"model_name_or_path {path!r} is neither an existing directory nor a Hub id (USER/NAME).")
     quantization_config = get_quantization_config(model_args)
     dtype = model_args.dtype
     if dtype in (None, "auto"):
@@ -175,20 +173,30 @@ def build_ref_model(script_args, model_args, training_args):
 
 # --- the run -------------------------------------------------------------------------------------------------------
 
-def check_batch_geometry(training_args, stage: str):
+def check_model_sources(script_args, model_args):
+    """Every model or tokenizer the recipe names must be a directory here or look like a Hub id."""
+    for key, source in (("model_name_or_path", model_args.model_name_or_path),
+                        ("tokenizer_name_or_path", script_args.tokenizer_name_or_path),
+                        ("ref_model_name_or_path", script_args.ref_model_name_or_path)):
+        if source and not Path(source).exists() and not _looks_like_hub_id(source):
+            raise RecipeError(f"{key} {source!r} is neither an existing directory nor a Hub id (USER/NAME).")
+
+
+def check_rewards(training_args, script_args, stage: str):
+    """GRPO's reward functions by name, with one weight each (checked before any data or model is built)."""
     if stage != "grpo":
-        return
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    batch = training_args.per_device_train_batch_size * world * training_args.gradient_accumulation_steps
-    if batch % training_args.num_generations:
-        raise RecipeError(
-            f"num_generations ({training_args.num_generations}) must divide the effective batch "
-            f"per_device_train_batch_size x processes x gradient_accumulation_steps = {batch}; "
-            f"e.g. set per_device_train_batch_size to a multiple of {training_args.num_generations}."
-        )
+        return None
+    from .rewards import resolve_rewards
+
+    try:
+        reward_funcs, weights = resolve_rewards(script_args.reward_funcs, training_args.reward_weights)
+    except ValueError as err:
+        raise RecipeError(str(err)) from None
+    training_args.reward_weights = weights
+    return reward_funcs
 
 
-def make_trainer(stage, model, ref_model, tokenizer, train, evaluation, training_args, peft_config, script_args):
+def make_trainer(stage, model, ref_model, tokenizer, train, evaluation, training_args, peft_config, reward_funcs):
     from trl import DPOTrainer, GRPOTrainer, SFTTrainer
 
     common = dict(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
@@ -197,10 +205,6 @@ def make_trainer(stage, model, ref_model, tokenizer, train, evaluation, training
         return SFTTrainer(**common)
     if stage == "dpo":
         return DPOTrainer(ref_model=ref_model, **common)
-    from .rewards import resolve_rewards
-
-    reward_funcs, weights = resolve_rewards(script_args.reward_funcs, training_args.reward_weights)
-    training_args.reward_weights = weights
     return GRPOTrainer(reward_funcs=reward_funcs, **common)
 
 
@@ -215,7 +219,8 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
     from trl import get_peft_config
 
     stage = script_args.stage
-    check_batch_geometry(training_args, stage)
+    check_model_sources(script_args, model_args)
+    reward_funcs = check_rewards(training_args, script_args, stage)
     if model_args.model_name_or_path is None and stage in ("dpo", "grpo"):
         logger.warning("%s from a randomly initialised model: set model_name_or_path to an SFT checkpoint.", stage)
 
@@ -231,7 +236,7 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
     peft_config = get_peft_config(model_args)
 
     trainer = make_trainer(stage, model, ref_model, tokenizer, train, evaluation, training_args, peft_config,
-                           script_args)
+                           reward_funcs)
     if script_args.log_attention_entropy:
         from .attention import AttentionEntropyCallback
 
@@ -255,6 +260,7 @@ def save_run(trainer, result, recipe: dict, training_args) -> dict:
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
+    trainer.model.config.use_cache = True  # TRL turns the KV cache off for training; generation wants it back
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
         out = Path(training_args.output_dir)

@@ -1,0 +1,110 @@
+"""`mathalign train RECIPE` (through accelerate) and `mathalign merge ADAPTER OUT` (LoRA into its base)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TRAIN_EPILOG = """\
+examples:
+  mathalign train recipes/sft.yaml
+  mathalign train recipes/dpo.yaml --max_steps 5 --output_dir runs/dpo-try
+  mathalign train recipes/grpo.yaml --num_processes 2                  # two-process DDP (CPU: gloo)
+  mathalign train recipes/grpo.yaml --accelerate_config deepspeed_zero2  # recipes/accelerate/<NAME>.yaml
+
+the same run, launched by hand (accelerate runs Python modules, not YAML files):
+  python -m mathalign.train recipes/dpo.yaml
+  accelerate launch -m mathalign.train recipes/dpo.yaml
+  accelerate launch --multi_gpu --num_processes 2 -m mathalign.train --config recipes/dpo.yaml
+
+Any recipe key can be overridden as --key value; `mathalign train --help-keys STAGE` lists them all.
+"""
+
+ACCELERATE_CONFIGS = Path(__file__).resolve().parent.parent / "recipes" / "accelerate"
+
+
+def add_parser(subparsers):
+    train = subparsers.add_parser(
+        "train",
+        help="train one stage (pretrain, sft, dpo, grpo) from a YAML recipe",
+        description="Train one stage from a YAML recipe whose keys are TRL / PEFT / mathalign dataclass fields.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=_raw_formatter(),
+    )
+    train.add_argument("recipe", nargs="?", help="the recipe YAML file, e.g. recipes/sft.yaml")
+    train.add_argument("--num_processes", type=int, default=1, help="processes to train with (DDP); default 1")
+    train.add_argument("--accelerate_config", default=None,
+                       help="an accelerate config: a file path or a name from recipes/accelerate/ "
+                            "(cpu, multi_gpu, deepspeed_zero2, deepspeed_zero3, fsdp)")
+    train.add_argument("--help-keys", metavar="STAGE", default=None,
+                       help="list every recipe key of STAGE (pretrain, sft, dpo, grpo) with its default and help")
+    train.set_defaults(func=run_train, _allow_extra=True)
+
+    merge = subparsers.add_parser(
+        "merge",
+        help="merge a LoRA adapter into its base model and save a plain checkpoint",
+        description="Merge a LoRA adapter into its base model (`merge_and_unload`) and save model + tokenizer.",
+        epilog="example:\n  mathalign merge runs/dpo-lora runs/dpo-merged",
+        formatter_class=_raw_formatter(),
+    )
+    merge.add_argument("adapter_dir", help="a directory with adapter_config.json (a LoRA training run)")
+    merge.add_argument("out_dir", help="where to write the merged model")
+    merge.set_defaults(func=run_merge)
+
+
+def _raw_formatter():
+    import argparse
+
+    return argparse.RawDescriptionHelpFormatter
+
+
+def resolve_accelerate_config(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    candidate = ACCELERATE_CONFIGS / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    names = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
+    raise FileNotFoundError(f"accelerate config {name_or_path!r} not found; give a file or one of {names}.")
+
+
+def accelerate_command(recipe: str | None, extra: list[str], num_processes: int, config: str | None) -> list[str]:
+    """The `accelerate launch ... -m mathalign.train ...` command line for a training run."""
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    if config:
+        command += ["--config_file", str(resolve_accelerate_config(config))]
+    if num_processes > 1:
+        command += ["--multi_gpu", "--num_processes", str(num_processes)]
+    command += ["-m", "mathalign.train"]
+    return command + ([recipe] if recipe else []) + extra
+
+
+def run_train(args, extra: list[str] | None = None) -> int:
+    from .recipe import all_keys_help, parse_recipe
+
+    extra = list(extra or [])
+    if args.help_keys:
+        print(all_keys_help(args.help_keys))
+        return 0
+    if not args.recipe and not extra:
+        raise ValueError("give a recipe, e.g. `mathalign train recipes/sft.yaml` (see --help).")
+    argv = ([args.recipe] if args.recipe else []) + extra
+    parse_recipe(argv)  # every key and value checked here, before a process is launched
+    if args.num_processes <= 1 and not args.accelerate_config:
+        from .train import run
+
+        run(argv)
+        return 0
+    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    command = accelerate_command(args.recipe, extra, args.num_processes, args.accelerate_config)
+    print("launching:", " ".join(command), flush=True)
+    return subprocess.call(command, env=env)
+
+
+def run_merge(args) -> int:
+    from .merge import merge_adapter
+
+    out = merge_adapter(args.adapter_dir, args.out_dir)
+    print(f"merged model written to {out}")
+    return 0

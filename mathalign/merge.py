@@ -1,0 +1,26 @@
+"""Merge a LoRA adapter into its base model, so the result loads anywhere without PEFT."""
+
+from pathlib import Path
+
+
+def merge_adapter(adapter_dir: str, out_dir: str) -> Path:
+    """Load `adapter_dir` with its base, `merge_and_unload()`, save model + tokenizer to `out_dir`.
+
+    The merged model gives the same logits as base + adapter (tested), and is a plain checkpoint: for MathGPT it also
+    carries the remote code, like any checkpoint mathalign saves.
+    """
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{adapter_dir} has no adapter_config.json: it is not a LoRA adapter directory.")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"{out_dir} exists and is not empty; choose a new output directory.")
+    model = AutoPeftModelForCausalLM.from_pretrained(adapter_dir, dtype="auto")
+    merged = model.merge_and_unload()
+    merged.save_pretrained(out_dir)
+    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else \
+        model.peft_config["default"].base_model_name_or_path
+    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,260 @@
+"""Every stage trains through the real CLI and TRL trainers, and changes what it should (and only that)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from mathalign.cli import main as cli_main
+from mathalign.recipe import parse_recipe
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = sorted(p for p in (REPO / "recipes").rglob("*.yaml") if "accelerate" not in p.parts
+                 and p.name != "pipeline.yaml")
+TINY_DATA = {"num_train": 32, "num_validation": 0, "num_test": 0, "num_test_ood": 0, "seed": 0}
+BUILDER = {"pretrain": "pretrain", "sft": "sft", "dpo": "preferences", "grpo": "rl"}
+
+
+def write_recipe(tmp_path, stage, **keys) -> Path:
+    recipe = {
+        "stage": stage,
+        "dataset_name": BUILDER[stage],
+        "data_options": TINY_DATA,
+        "output_dir": str(tmp_path / f"run-{stage}"),
+        "max_steps": 3,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 1.0e-3,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "max_length": 64,
+        **keys,
+    }
+    if stage == "grpo":
+        recipe.setdefault("num_generations", 4)
+        recipe.setdefault("max_completion_length", 8)
+        recipe.pop("max_length")
+    path = tmp_path / f"{stage}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def train(tmp_path, stage, *overrides, **keys) -> Path:
+    recipe = write_recipe(tmp_path, stage, **keys)
+    assert cli_main(["train", str(recipe), *overrides]) == 0
+    return Path(yaml.safe_load(recipe.read_text())["output_dir"])
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / "model.safetensors"))
+
+
+def losses(run_dir: Path) -> list[float]:
+    state = json.loads((run_dir / "trainer_state.json").read_text())
+    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {name for name in before if not torch.equal(before[name], after[name])}
+
+
+@pytest.fixture
+def base_model(tiny_model_dir, tmp_path) -> Path:
+    """A writable copy of the tiny checkpoint to start SFT/DPO/GRPO from."""
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "base"))
+
+
+@pytest.fixture(scope="module")
+def sft_model(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny model after a short SFT: it writes `The answer is N.` often enough that GRPO rewards vary."""
+    tmp_path = tmp_path_factory.mktemp("sft_model")
+    run = train(tmp_path, "sft", model_name_or_path=str(tiny_model_dir), max_steps=60, learning_rate=1.0e-2,
+                data_options={**TINY_DATA, "num_train": 256})
+    return run
+
+
+def start_model(stage, base_model, sft_model) -> Path:
+    return sft_model if stage == "grpo" else base_model
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_recipe_parses(recipe):
+    script_args, model_args, training_args, _ = parse_recipe([str(recipe)])
+    assert script_args.stage in ("pretrain", "sft", "dpo", "grpo")
+    # No GPU here: the CPU settings are chosen automatically whatever the recipe says.
+    assert training_args.use_cpu and not training_args.bf16
+
+
+def test_pretrain_from_scratch_trains_a_tokenizer_and_the_loss_falls(tmp_path):
+    run = train(tmp_path, "pretrain", max_steps=12, learning_rate=1.0e-2, tokenizer_vocab_size=300,
+                mathgpt_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4})
+    assert (run / "tokenizer.json").exists() and (run / "modeling_mathgpt.py").exists()
+    history = losses(run)
+    assert history[-1] < history[0] - 0.5, history
+    model = AutoModelForCausalLM.from_pretrained(run)
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(run)
+    assert model.config.vocab_size == len(tokenizer) <= 300  # BPE stops early when the text has no more merges
+    assert model.config.use_cache  # training turns the cache off; the saved model generates with it
+    assert yaml.safe_load((run / "recipe.yaml").read_text())["stage"] == "pretrain"
+
+
+def test_sft_full_fine_tuning_changes_every_block(tmp_path, base_model):
+    run = train(tmp_path, "sft", model_name_or_path=str(base_model))
+    before, after = weights(base_model), weights(run)
+    assert {n for n in before if ".layers." in n} <= changed(before, after)
+
+
+def test_sft_with_packing_trains(tmp_path, base_model):
+    run = train(tmp_path, "sft", "--packing", "true", model_name_or_path=str(base_model))
+    assert changed(weights(base_model), weights(run))
+
+
+@pytest.mark.parametrize("stage", ["dpo", "grpo"])
+def test_lora_trains_adapters_and_leaves_base_weights_alone(tmp_path, base_model, sft_model, stage):
+    base_model = start_model(stage, base_model, sft_model)
+    extra = {"beta": 0.1} if stage == "grpo" else {}  # GRPO with KL: the reference is the adapter-disabled model
+    run = train(tmp_path, stage, model_name_or_path=str(base_model), use_peft=True, lora_r=4, lora_alpha=8,
+                lora_target_modules=["q_proj", "v_proj"], learning_rate=1.0e-2, **extra)
+    adapter = load_file(str(run / "adapter_model.safetensors"))
+    lora_b = [t for n, t in adapter.items() if "lora_B" in n]
+    assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # lora_B starts at zero: nonzero means it learned
+    assert not (run / "model.safetensors").exists()  # only the adapter is saved
+    from peft import PeftModel
+
+    base = AutoModelForCausalLM.from_pretrained(base_model)
+    original = {n: p.clone() for n, p in base.state_dict().items()}
+    peft_model = PeftModel.from_pretrained(base, run)
+    with peft_model.disable_adapter():
+        for name, tensor in peft_model.base_model.model.state_dict().items():
+            key = name.replace(".base_layer", "")
+            if key in original:
+                assert torch.equal(tensor, original[key]), name
+
+
+@pytest.mark.parametrize("stage", ["dpo", "grpo"])
+def test_full_model_alignment_with_an_explicit_reference(tmp_path, base_model, sft_model, stage):
+    base_model = start_model(stage, base_model, sft_model)
+    extra = {"beta": 0.1} if stage == "grpo" else {}
+    run = train(tmp_path, stage, model_name_or_path=str(base_model), learning_rate=1.0e-2, **extra)
+    assert changed(weights(base_model), weights(run))
+    state = json.loads((run / "trainer_state.json").read_text())
+    logged = set().union(*(entry.keys() for entry in state["log_history"]))
+    if stage == "dpo":
+        assert {"rewards/margins", "rewards/accuracies"} <= logged
+    else:
+        assert {"kl", "rewards/correctness_reward/mean", "rewards/format_reward/mean"} <= logged
+
+
+def test_qlora_4bit_trains_on_cpu(tmp_path, base_model):
+    run = train(tmp_path, "sft", model_name_or_path=str(base_model), use_peft=True, load_in_4bit=True,
+                lora_r=4, lora_alpha=8, lora_target_modules="all-linear", learning_rate=1.0e-2)
+    adapter = load_file(str(run / "adapter_model.safetensors"))
+    assert any(t.abs().sum() > 0 for n, t in adapter.items() if "lora_B" in n)
+
+
+def test_merge_gives_the_adapter_model_logits(tmp_path, base_model, tiny_tokenizer):
+    run = train(tmp_path, "sft", model_name_or_path=str(base_model), use_peft=True, lora_r=4, lora_alpha=8,
+                lora_target_modules="all-linear", learning_rate=1.0e-2)
+    assert cli_main(["merge", str(run), str(tmp_path / "merged")]) == 0
+    from peft import AutoPeftModelForCausalLM
+
+    ids = tiny_tokenizer(["12+7=? The answer is"], return_tensors="pt").input_ids
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    adapted = AutoPeftModelForCausalLM.from_pretrained(run)
+    torch.testing.assert_close(merged(ids).logits, adapted(ids).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, base_model):
+    keys = dict(model_name_or_path=str(base_model), save_strategy="steps", save_steps=2)
+    run = train(tmp_path, "sft", "--max_steps", "2", **keys)  # stops after step 2 (as if interrupted)
+    assert (run / "checkpoint-2").is_dir()
+    train(tmp_path, "sft", "--max_steps", "4", **keys)
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    # Resumed: the second run logged steps 3 and 4 only, on top of the first run's history.
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]
+
+
+def test_any_causal_lm_trains_a_tiny_qwen2_built_locally(tmp_path, tiny_tokenizer):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id)
+    Qwen2ForCausalLM(config).save_pretrained(tmp_path / "qwen")
+    tiny_tokenizer.save_pretrained(tmp_path / "qwen")
+    run = train(tmp_path, "sft", model_name_or_path=str(tmp_path / "qwen"))
+    assert changed(weights(tmp_path / "qwen"), weights(run))
+
+
+# --- bad input: one line, exit code 2, nothing written -------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "keys, overrides, message",
+    [
+        ({"max_step": 3}, [], "Did you mean 'max_steps'"),  # misspelled key: closest names suggested
+        ({}, ["--learning_rat", "0.1"], "Did you mean 'learning_rate'"),  # misspelled command-line flag
+        ({"max_steps": [1, 2]}, [], "'max_steps' .* must be int"),  # wrong type in YAML
+        ({"dataset_name": "no/such/dir.jsonl"}, [], "dataset file not found"),  # missing data file
+        ({"model_name_or_path": "./missing-model"}, [], "neither an existing directory"),  # missing checkpoint
+        ({"dataset_name": "sft", "stage": "dpo"}, [], "needs the columns"),  # dataset of the wrong shape
+        ({"reward_funcs": ["corectness_reward"]}, [], "correctness_reward"),  # unknown reward, closest named
+        ({"num_generations": 3}, [], "divisible by num_generations \\(3\\)"),  # batch 8 not divisible by 3
+        ({"stage": "ppo"}, [], "unknown stage"),  # not a stage
+    ],
+)
+def test_bad_recipes_fail_with_one_clear_line(tmp_path, capsys, keys, overrides, message):
+    stage = keys.pop("stage", "grpo" if "reward_funcs" in keys or "num_generations" in keys else "sft")
+    recipe = write_recipe(tmp_path, "sft" if stage == "ppo" else stage, **keys)
+    if stage == "ppo":
+        data = yaml.safe_load(recipe.read_text())
+        recipe.write_text(yaml.safe_dump({**data, "stage": "ppo"}))
+    assert cli_main(["train", str(recipe), *overrides]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and __import__("re").search(message, err[0]), err
+    assert not (tmp_path / f"run-{stage}").exists()
+
+
+def test_a_failed_run_keeps_what_the_run_directory_held(tmp_path, base_model, capsys):
+    run_dir = tmp_path / "run-sft"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("keep me")
+    recipe = write_recipe(tmp_path, "sft", model_name_or_path=str(base_model), max_steps=[3])
+    assert cli_main(["train", str(recipe)]) == 2
+    assert (run_dir / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_ends_with_identical_parameters(tmp_path, base_model):
+    recipe = write_recipe(tmp_path, "sft", model_name_or_path=str(base_model), max_steps=3)
+    script = tmp_path / "ddp_probe.py"
+    # Each rank trains, then writes a digest of its own parameters: DDP must keep them identical.
+    script.write_text(
+        "import hashlib, os, sys, torch\n"
+        "from mathalign.train import parse_recipe, main\n"
+        "from transformers import Trainer\n"
+        "digests = []\n"
+        "orig = Trainer.train\n"
+        "def train(self, *a, **k):\n"
+        "    out = orig(self, *a, **k)\n"
+        "    blob = b''.join(p.detach().cpu().numpy().tobytes() for p in self.model.parameters())\n"
+        "    rank = int(os.environ.get('RANK', 0)); ws = int(os.environ.get('WORLD_SIZE', 1))\n"
+        "    open(f'{sys.argv[2]}/rank{rank}-of-{ws}.txt', 'w').write(hashlib.sha256(blob).hexdigest())\n"
+        "    return out\n"
+        "Trainer.train = train\n"
+        "main(*parse_recipe([sys.argv[1]]))\n"
+    )
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               str(script), str(recipe), str(tmp_path)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    digests = {p.name: p.read_text() for p in tmp_path.glob("rank*-of-2.txt")}
+    assert len(digests) == 2 and len(set(digests.values())) == 1, digests
