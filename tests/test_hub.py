@@ -1,0 +1,421 @@
+"""Publishing: round trips through a local Hub-compatible server (tests/hub_server.py), no internet.
+
+One subprocess pushes a training run, a LoRA adapter and a dataset with the CLI; one fresh subprocess that
+cannot import mathalign loads them back (remote code, AutoPeftModelForCausalLM, load_dataset); the tests compare
+what came back with what went up. Failures and bad input are checked separately.
+"""
+
+import hashlib
+import json
+import re
+
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
+from huggingface_hub import ModelCard
+from transformers import AutoModelForCausalLM
+
+import mathalign  # noqa: F401  (registers MathGPT with the Auto classes in this process)
+from conftest import make_tiny_model
+from hub_fixtures import HUB_TOKEN, HUB_USER, hub_env, hub_in_process, hub_server, hub_subprocess_env, run_python  # noqa: F401
+from mathalign.cli import main as cli_main
+from mathalign.hub import HubError, push_dataset, push_model, resolve_model_dir, write_model_card
+
+MODEL_REPO = f"{HUB_USER}/tiny-mathgpt"
+ADAPTER_REPO = f"{HUB_USER}/tiny-mathgpt-lora"
+DATA_REPO = f"{HUB_USER}/tiny-arithmetic"
+PROMPT = "12+7=? The answer is"
+
+RECIPE = f"""\
+# Model
+model_name_or_path: {HUB_USER}/tiny-pretrained
+stage: sft
+# Data
+dataset_name: {DATA_REPO}
+learning_rate: 1.0e-3
+"""
+METRICS = {
+    "dataset": DATA_REPO,
+    "split": "test",
+    "accuracy": 0.5,
+    "parse_rate": 0.75,
+    "accuracy_per_type": {"a_plus_b": 1.0, "a_minus_b": 0.0},
+    "splits": {"test": {"accuracy": 0.5, "parse_rate": 0.75}, "test_ood": {"accuracy": 0.25, "parse_rate": 0.5}},
+}
+DATA_CARD = "---\nlicense: apache-2.0\ntags:\n- mathalign\n---\n\n# Tiny arithmetic\n\nRows written for the Hub tests.\n"
+TYPES = ["a_plus_b", "a_minus_b"]
+
+
+def file_digests(folder) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def check_subprocess(result, what: str):
+    assert result.returncode == 0, f"{what} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+
+
+# ----------------------------------------------------------------------------------------------- things to publish
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("hub")
+
+
+@pytest.fixture(scope="module")
+def run_dir(workdir, tiny_tokenizer):
+    """A finished training run: the model at the top, its recipe and evaluation, and clutter that is never pushed."""
+    run = workdir / "run"
+    make_tiny_model(tiny_tokenizer, seed=3).save_pretrained(run)
+    tiny_tokenizer.save_pretrained(run)
+    (run / "recipe.yaml").write_text(RECIPE)
+    (run / "eval").mkdir()
+    (run / "eval" / "metrics.json").write_text(json.dumps(METRICS))
+    (run / "checkpoint-2").mkdir()
+    (run / "checkpoint-2" / "optimizer.pt").write_bytes(b"optimizer state")
+    (run / "runs").mkdir()
+    (run / "runs" / "events.out.tfevents.1").write_bytes(b"tensorboard")
+    (run / "training_args.bin").write_bytes(b"training args")
+    return run
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(workdir, run_dir):
+    """A LoRA adapter (q_proj/v_proj, non-zero B so it changes the logits) whose base is the local run folder."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(run_dir)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+    path = workdir / "lora"
+    get_peft_model(base, config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_dir(workdir):
+    """A DatasetDict shaped like mathalign's SFT data (ClassLabel `type`), saved to disk with its card."""
+    features = Features(
+        {
+            "prompt": Value("string"),
+            "completion": Value("string"),
+            "task": Value("string"),
+            "type": ClassLabel(names=TYPES),
+            "difficulty": Value("int32"),
+            "answer": Value("string"),
+        }
+    )
+
+    def rows(pairs):
+        return {
+            "prompt": [f"{a}{'+' if t == 0 else '-'}{b}=?" for a, b, t in pairs],
+            "completion": [f" The answer is {a + b if t == 0 else a - b}." for a, b, t in pairs],
+            "task": ["arithmetic"] * len(pairs),
+            "type": [t for _, _, t in pairs],
+            "difficulty": [1 + (a > 9) for a, _, _ in pairs],
+            "answer": [str(a + b if t == 0 else a - b) for a, b, t in pairs],
+        }
+
+    data = DatasetDict(
+        train=Dataset.from_dict(rows([(a, a % 5 + 1, a % 2) for a in range(12)]), features=features),
+        test=Dataset.from_dict(rows([(a, 7, a % 2) for a in range(20, 24)]), features=features),
+    )
+    path = workdir / "data"
+    data.save_to_disk(path)
+    (path / "README.md").write_text(DATA_CARD)
+    return path
+
+
+@pytest.fixture(scope="module")
+def failing_dirs(workdir, run_dir, adapter_dir, tiny_tokenizer):
+    """Folders for the pushes that fail: a plain model copy, and an adapter whose local base folder is gone."""
+    model = workdir / "failing"
+    AutoModelForCausalLM.from_pretrained(run_dir).save_pretrained(model)
+    tiny_tokenizer.save_pretrained(model)
+    orphan = workdir / "orphan_adapter"
+    orphan.mkdir()
+    (orphan / "adapter_model.safetensors").write_bytes((adapter_dir / "adapter_model.safetensors").read_bytes())
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    (orphan / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(workdir / "gone")}))
+    return {"failing": model, "orphan_adapter": orphan}
+
+
+# Every push, done by one subprocess with the CLI: (name, argv, exit code). The run's adapter has the run as its
+# base, already on the Hub; the dataset goes private; two pushes fail (see FAILURES).
+def push_commands(run_dir, adapter_dir, data_dir, folders):
+    return [
+        ("model", ["push", str(run_dir), "--repo-id", MODEL_REPO]),
+        ("adapter", ["push", str(adapter_dir), "--repo-id", ADAPTER_REPO, "--base-repo-id", MODEL_REPO]),
+        ("dataset", ["push-dataset", str(data_dir), "--repo-id", DATA_REPO, "--private"]),
+        *[
+            (case, ["push", str(folders[folder]), "--repo-id", repo, "--token", token] + (["--base-repo-id", f"{HUB_USER}/no-such-base"] if folder == "orphan_adapter" else []))
+            for case, folder, repo, token, _ in FAILURES
+        ],
+    ]
+
+
+FAILURES = [
+    # The server fails the commit with a 500: one line that says to retry; the repo stays as it was.
+    ("commit fails", "failing", f"{HUB_USER}/will-fail", HUB_TOKEN, "HTTP 500"),
+    # A token the server does not know: one line that says to fix the token.
+    ("token rejected", "failing", f"{HUB_USER}/bad-token", "hf_not_a_token", "rejected the token"),
+    # An adapter pointed at a base repo that does not exist: it could never load, so it is not pushed.
+    ("base not on the Hub", "orphan_adapter", f"{HUB_USER}/orphan-lora", HUB_TOKEN, "push the base first"),
+]
+
+
+@pytest.fixture(scope="module")
+def published(hub_server, workdir, run_dir, adapter_dir, data_dir, failing_dirs):
+    """Run every push of `push_commands` in one subprocess; returns {name: {"code", "stderr"}} and local state."""
+    before = {"adapter_config": (adapter_dir / "adapter_config.json").read_text()}
+    before.update({name: file_digests(path) for name, path in failing_dirs.items()})
+    script = f"""
+import contextlib, io, json
+from mathalign.cli import main
+outcomes = {{}}
+for name, argv in {push_commands(run_dir, adapter_dir, data_dir, failing_dirs)!r}:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    outcomes[name] = {{"code": code, "stderr": err.getvalue()}}
+print(json.dumps(outcomes))
+"""
+    hub_server.fail[f"commit:{HUB_USER}/will-fail"] = 500
+    try:
+        result = run_python(script, hub_subprocess_env(hub_server, workdir / "hf_home_push"))
+    finally:
+        hub_server.fail.clear()
+    check_subprocess(result, "pushing")
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    for name in ("model", "adapter", "dataset"):
+        assert outcomes[name]["code"] == 0, (name, outcomes[name]["stderr"])
+    return {"outcomes": outcomes, "before": before}
+
+
+@pytest.fixture(scope="module")
+def downloaded(hub_server, workdir, published):
+    """Load everything back in a fresh process where `import mathalign` fails."""
+    out = workdir / "downloaded"
+    out.mkdir()
+    script = f"""
+import sys
+sys.modules["mathalign"] = None  # everything must come from the Hub repos, remote code included
+import json, torch
+from datasets import load_dataset
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained({MODEL_REPO!r}, trust_remote_code=True)
+model = AutoModelForCausalLM.from_pretrained({MODEL_REPO!r}, trust_remote_code=True)
+ids = tokenizer({PROMPT!r}, return_tensors="pt").input_ids
+adapter = AutoPeftModelForCausalLM.from_pretrained({ADAPTER_REPO!r}, trust_remote_code=True)
+with torch.no_grad():
+    torch.save(
+        {{
+            "ids": ids,
+            "logits": model(ids).logits,
+            "generated": model.generate(ids, max_new_tokens=4, do_sample=False),
+            "adapter_logits": adapter(input_ids=ids).logits,
+        }},
+        {str(out / "tensors.pt")!r},
+    )
+load_dataset({DATA_REPO!r}).save_to_disk({str(out / "data")!r})
+print(json.dumps({{"model_class": type(model).__module__ + "." + type(model).__name__}}))
+"""
+    result = run_python(script, hub_subprocess_env(hub_server, workdir / "hf_home_pull"), cwd=workdir)
+    check_subprocess(result, "loading from the Hub without mathalign")
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    return {"tensors": torch.load(out / "tensors.pt"), "data": load_from_disk(out / "data"), **info}
+
+
+# ----------------------------------------------------------------------------------------------- round trips
+
+
+def test_model_loads_without_mathalign_with_identical_logits(downloaded, run_dir, tiny_tokenizer):
+    local = AutoModelForCausalLM.from_pretrained(run_dir).eval()
+    tensors = downloaded["tensors"]
+    assert downloaded["model_class"].startswith("transformers_modules.")  # the repo's code, not an installed package
+    assert tensors["ids"].tolist() == tiny_tokenizer(PROMPT, return_tensors="pt").input_ids.tolist()
+    with torch.no_grad():
+        assert torch.equal(tensors["logits"], local(tensors["ids"]).logits)
+        assert torch.equal(tensors["generated"], local.generate(tensors["ids"], max_new_tokens=4, do_sample=False))
+
+
+def test_pushed_files_are_the_model_not_the_run_clutter(published, hub_server, run_dir):
+    files = set(hub_server.repos[("model", MODEL_REPO)].head.files)
+    expected = {
+        "config.json", "model.safetensors", "generation_config.json", "configuration_mathgpt.py",
+        "modeling_mathgpt.py", "tokenizer.json", "tokenizer_config.json", "README.md", "recipe.yaml",
+        "eval/metrics.json",
+    }
+    assert expected <= files
+    clutter = {"checkpoint-2/optimizer.pt", "runs/events.out.tfevents.1", "training_args.bin"}
+    assert not clutter & files
+    config = json.loads(hub_server.read_file("model", MODEL_REPO, "config.json"))
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_mathgpt.MathGPTForCausalLM"
+    # The card written into the run is the one published.
+    assert hub_server.read_file("model", MODEL_REPO, "README.md").decode() == (run_dir / "README.md").read_text()
+
+
+def test_model_card_has_metadata_usage_recipe_and_evaluation(published, hub_server):
+    card = ModelCard(hub_server.read_file("model", MODEL_REPO, "README.md").decode())
+    assert card.data.library_name == "transformers"
+    assert "mathalign" in card.data.tags and "sft" in card.data.tags
+    assert card.data.base_model == f"{HUB_USER}/tiny-pretrained"  # from the recipe
+    assert card.data.datasets == [DATA_REPO]
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert results[("test", "accuracy")] == 0.5 and results[("test_ood", "parse_rate")] == 0.5
+    assert f'AutoModelForCausalLM.from_pretrained("{MODEL_REPO}", trust_remote_code=True)' in card.text
+    assert f'AutoTokenizer.from_pretrained("{MODEL_REPO}", trust_remote_code=True)' in card.text
+    assert "model.generate(" in card.text
+    assert "learning_rate: 1.0e-3" in card.text  # the recipe, verbatim
+    assert "| a_minus_b | 0 |" in card.text  # per-type accuracy table
+
+
+def test_adapter_loads_with_auto_peft_model(downloaded, published, hub_server, adapter_dir):
+    from peft import AutoPeftModelForCausalLM
+
+    local = AutoPeftModelForCausalLM.from_pretrained(adapter_dir).eval()
+    tensors = downloaded["tensors"]
+    with torch.no_grad():
+        expected = local(input_ids=tensors["ids"]).logits
+    assert torch.equal(tensors["adapter_logits"], expected)
+    assert not torch.equal(tensors["adapter_logits"], tensors["logits"])  # the adapter really does something
+    # The published config points at the Hub base; the local one still at the local folder.
+    remote = json.loads(hub_server.read_file("model", ADAPTER_REPO, "adapter_config.json"))
+    assert remote["base_model_name_or_path"] == MODEL_REPO
+    assert (adapter_dir / "adapter_config.json").read_text() == published["before"]["adapter_config"]
+    card = ModelCard(hub_server.read_file("model", ADAPTER_REPO, "README.md").decode())
+    assert card.data.library_name == "peft" and card.data.base_model == MODEL_REPO
+    assert f'AutoPeftModelForCausalLM.from_pretrained("{ADAPTER_REPO}", trust_remote_code=True)' in card.text
+    # Pushing the (unchanged) base again made no new commit: initial commit + the run's push.
+    assert len(hub_server.repos[("model", MODEL_REPO)].commits) == 2
+
+
+def test_dataset_round_trip_keeps_rows_features_and_card(downloaded, hub_server, data_dir):
+    original, back = load_from_disk(data_dir), downloaded["data"]
+    assert set(back) == set(original)
+    for split in original:
+        assert back[split].features == original[split].features  # ClassLabel `type` included
+        assert back[split].to_list() == original[split].to_list()
+    readme = hub_server.read_file("dataset", DATA_REPO, "README.md").decode()
+    assert "Rows written for the Hub tests." in readme and "license: apache-2.0" in readme
+    assert "dataset_info:" in readme and "a_minus_b" in readme  # push_to_hub merged the features in
+    assert hub_server.repos[("dataset", DATA_REPO)].private
+
+
+# ----------------------------------------------------------------------------------------------- failures
+@pytest.mark.parametrize("case, folder, repo_id, token, expected", FAILURES)
+def test_failed_push_is_one_clear_line_and_keeps_local_files(published, hub_server, failing_dirs, case, folder, repo_id, token, expected):
+    outcome = published["outcomes"][case]
+    message = outcome["stderr"].strip()
+    assert outcome["code"] == 2
+    assert message.startswith("mathalign push: error:") and "\n" not in message, message
+    assert expected in message
+    after = file_digests(failing_dirs[folder])
+    assert {k: v for k, v in after.items() if k != "README.md"} == published["before"][folder]  # nothing lost
+    repo = hub_server.repos.get(("model", repo_id))
+    assert repo is None or len(repo.commits) == 1  # nothing half-pushed: at most the empty initial commit
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, run_dir, adapter_dir):
+    (tmp_path / "empty").mkdir()
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text((run_dir / "config.json").read_text())
+    return {"model": run_dir, "empty": tmp_path / "empty", "missing": tmp_path / "missing", "no_weights": no_weights, "adapter": adapter_dir}
+
+
+BAD_INPUT = [
+    # No token anywhere (argument, HF_TOKEN, stored login): say how to get one.
+    (push_model, "model", {"repo_id": MODEL_REPO}, False, "no Hugging Face token"),
+    # A repo id without its USER/ part.
+    (push_model, "model", {"repo_id": "tiny-mathgpt"}, True, "USER/NAME"),
+    # A repo id with one part too many.
+    (push_model, "model", {"repo_id": f"{HUB_USER}/a/b"}, True, "USER/NAME"),
+    # A folder with no model in it.
+    (push_model, "empty", {"repo_id": MODEL_REPO}, True, "holds no model"),
+    # A path that does not exist.
+    (push_model, "missing", {"repo_id": MODEL_REPO}, True, "is not a directory"),
+    # A config without weights.
+    (push_model, "no_weights", {"repo_id": MODEL_REPO}, True, "no safetensors weights"),
+    # An adapter whose base is a local folder nobody else can download.
+    (push_model, "adapter", {"repo_id": ADAPTER_REPO}, True, "--base-repo-id"),
+    # A folder that is not a saved dataset.
+    (push_dataset, "empty", {"repo_id": DATA_REPO}, True, "not a saved dataset"),
+]
+
+
+@pytest.mark.parametrize("push, folder, kwargs, has_token, message", BAD_INPUT)
+def test_bad_input_fails_before_any_network_call(push, folder, kwargs, has_token, message, bad_inputs, hub_in_process, monkeypatch):
+    if not has_token:
+        for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+            monkeypatch.delenv(name, raising=False)
+    path = bad_inputs[folder]
+    before = file_digests(path) if path.exists() else None
+    seen = len(hub_in_process.requests)
+    with pytest.raises(HubError, match=re.escape(message)):
+        push(path, **kwargs)
+    assert len(hub_in_process.requests) == seen  # the server heard nothing
+    assert (file_digests(path) if path.exists() else None) == before  # not even the card was written
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys, hub_in_process):
+    code = cli_main(["push", str(tmp_path), "--repo-id", MODEL_REPO])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "holds no model" in err
+
+
+# ----------------------------------------------------------------------------------------------- run folders and cards
+
+RUN_LAYOUTS = [
+    # The model saved at the top of the run.
+    ("", ""),
+    # The final model in model/ next to checkpoints.
+    ("model", "model"),
+    # The final model in final/.
+    ("final", "final"),
+]
+
+
+@pytest.mark.parametrize("subfolder, expected", RUN_LAYOUTS)
+def test_resolve_model_dir_finds_the_final_model(tmp_path, subfolder, expected):
+    (tmp_path / "checkpoint-10").mkdir()
+    (tmp_path / "checkpoint-10" / "config.json").write_text("{}")
+    (tmp_path / subfolder).mkdir(exist_ok=True)
+    (tmp_path / subfolder / "config.json").write_text("{}")
+    assert resolve_model_dir(tmp_path) == (tmp_path / expected if expected else tmp_path)
+
+
+def test_resolve_model_dir_names_the_checkpoint_to_push(tmp_path):
+    for step in (5, 40):  # numeric order: checkpoint-40 is the newest
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "config.json").write_text("{}")
+    with pytest.raises(HubError, match="checkpoint-40"):
+        resolve_model_dir(tmp_path)
+
+
+README_CASES = [
+    # No README yet: the generated card.
+    (None, ["<!-- mathalign:card -->", "trust_remote_code=True"], []),
+    # peft's empty template: replaced by the generated card.
+    ("# Model Card for Model ID\n\n[More Information Needed]\n", ["<!-- mathalign:card -->"], ["[More Information Needed]"]),
+    # A README someone wrote: text kept word for word, metadata completed.
+    ("# My model\n\nHand-written notes.\n", ["Hand-written notes.", "library_name: transformers", "- mathalign"], ["mathalign:card"]),
+]
+
+
+@pytest.mark.parametrize("existing, present, absent", README_CASES)
+def test_write_model_card_keeps_a_hand_written_readme(tmp_path, tiny_model_dir, existing, present, absent):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    if existing is not None:
+        (folder / "README.md").write_text(existing)
+    text = write_model_card(folder, MODEL_REPO)
+    assert (folder / "README.md").read_text() == text
+    assert all(p in text for p in present) and not any(a in text for a in absent)
