@@ -11,7 +11,7 @@ Why these choices:
 
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -57,13 +57,15 @@ def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = 256) -> PreTrai
     missing = [t for t in (PAD, BOS, EOS, UNK) if tokenizer.token_to_id(t) is None]
     if missing:
         raise ValueError(f"wrap_tokenizer: the tokenizer lacks the special tokens {missing}.")
+    # <think> and </think> stay atomic but are *not* skipped on decode: TRL decodes completions with
+    # skip_special_tokens=True before scoring them, and the format reward must see the tags (Qwen3 does the same).
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in (THINK, END_THINK)])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token=PAD,
         bos_token=BOS,
         eos_token=EOS,
         unk_token=UNK,
-        additional_special_tokens=[t for t in (THINK, END_THINK) if tokenizer.token_to_id(t) is not None],
         model_max_length=model_max_length,
         padding_side="right",
         clean_up_tokenization_spaces=False,

@@ -203,8 +203,11 @@ def test_special_tokens_are_unique_and_pad_is_not_eos(tiny_tokenizer):
     ids = [tiny_tokenizer.convert_tokens_to_ids(t) for t in mathalign.SPECIAL_TOKENS]
     assert len(set(ids)) == len(ids)
     assert tiny_tokenizer.pad_token_id != tiny_tokenizer.eos_token_id
-    # <think> is one token, not spelled out.
-    assert len(tiny_tokenizer("<think>").input_ids) == 1
+    # <think> is one token, not spelled out, and survives decoding with skip_special_tokens (TRL decodes so).
+    ids = tiny_tokenizer(" <think> Step 1: 1 + 2 = 3 </think> Final Result: 3").input_ids
+    assert tiny_tokenizer.convert_tokens_to_ids("<think>") in ids
+    assert "<think>" in tiny_tokenizer.decode(ids, skip_special_tokens=True)
+    assert "</think>" in tiny_tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def test_words_merge_while_digits_do_not(tiny_tokenizer):
