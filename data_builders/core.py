@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import datasets
 import pyarrow as pa
 from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, NamedSplit, Value
 from tqdm.auto import tqdm
@@ -165,7 +166,8 @@ def add_output_arguments(parser) -> None:
                             "(load_dataset) (default: arrow)")
     group.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
                        help="also publish to the Hub as a dataset repo (with the card)")
-    group.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    group.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
+                       help="no progress bars (default: bars for builds of 50,000 rows or more)")
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -398,17 +400,18 @@ def type_counts(dataset_dict: DatasetDict) -> dict[str, dict[str, int]]:
 
 
 def make_card(dataset_dict: DatasetDict, builder: str, parameters: dict[str, Any], command: str,
-              summary: str, parquet_layout: bool = True):
+              summary: str, parquet_layout: bool = True, license: str = "apache-2.0", source_datasets=None):
     """A dataset card (README.md) with YAML metadata: features, split sizes, per-type counts, parameters, command."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     first = next(iter(dataset_dict.values()))
-    splits = [{"name": split, "num_examples": ds.num_rows} for split, ds in dataset_dict.items()]
+    splits = [{"name": split, "num_bytes": ds.data.nbytes, "num_examples": ds.num_rows}
+              for split, ds in dataset_dict.items()]
     counts = type_counts(dataset_dict)
     total = sum(ds.num_rows for ds in dataset_dict.values())
     metadata: dict[str, Any] = dict(
         language=["en"],
-        license="apache-2.0",
+        license=license,
         pretty_name=f"mathalign {builder}",
         size_categories=[size_category(total)],
         task_categories=["text-generation"],
@@ -416,6 +419,8 @@ def make_card(dataset_dict: DatasetDict, builder: str, parameters: dict[str, Any
         dataset_info={"features": first.features._to_yaml_list(), "splits": splits},
         mathalign={"builder": builder, "command": command, "parameters": parameters, "type_counts": counts},
     )
+    if source_datasets:
+        metadata["source_datasets"] = list(source_datasets)
     if parquet_layout:
         metadata["configs"] = [{"config_name": "default",
                                 "data_files": [{"split": s, "path": f"data/{s}-*"} for s in dataset_dict]}]
@@ -427,6 +432,8 @@ def make_card(dataset_dict: DatasetDict, builder: str, parameters: dict[str, Any
         for split, per_type in counts.items()
     )
     example = json.dumps({k: v for k, v in first[0].items()}, ensure_ascii=False, indent=2) if first.num_rows else "{}"
+    ood_note = (" `test_ood` holds longer operands / deeper expressions than anything in training."
+                if "test_ood" in dataset_dict else "")
     content = f"""---
 {card_data.to_yaml()}
 ---
@@ -436,8 +443,7 @@ def make_card(dataset_dict: DatasetDict, builder: str, parameters: dict[str, Any
 {summary}
 
 Every row is verifiable: `mathalign.tasks.get_task(row["task"]).check(completion, row["answer"])` says whether a
-completion is right. Splits are disjoint by the canonical problem `key`; `test_ood` holds longer operands / deeper
-expressions than anything in training.
+completion is right. Splits are disjoint by the canonical problem `key`.{ood_note}
 
 ## Columns
 
@@ -500,10 +506,12 @@ def push_to_hub(dataset_dict: DatasetDict, repo_id: str, card=None, private: boo
 
 
 def finish(dataset_dict: DatasetDict, args: argparse.Namespace, builder: str, parameters: dict, command: str,
-           summary: str) -> DatasetDict:
+           summary: str, **card_options) -> DatasetDict:
     """The tail every builder's CLI shares: card, save, optional push, one line of report."""
     card = make_card(dataset_dict, builder, parameters, command, summary,
-                     parquet_layout=args.format == "parquet" or bool(args.push_to_hub))
+                     parquet_layout=args.format == "parquet" or bool(args.push_to_hub), **card_options)
+    if args.progress is False or (args.progress is None and sum(dataset_dict.num_rows.values()) < PROGRESS_MIN_ROWS):
+        datasets.disable_progress_bars()  # datasets' own "Saving the dataset" bars
     out = save(dataset_dict, args.out, card, args.format)
     sizes = ", ".join(f"{split}={ds.num_rows}" for split, ds in dataset_dict.items())
     print(f"wrote {builder} ({sizes}) to {out}", file=sys.stderr)

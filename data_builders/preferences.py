@@ -82,8 +82,8 @@ def add_arguments(parser) -> None:
     core.add_generation_arguments(parser, PreferenceOptions)
 
 
-def main(args) -> DatasetDict:
-    return core.run_generated(NAME, PreferenceOptions, build, SUMMARY, args)
+def main(args) -> None:
+    core.run_generated(NAME, PreferenceOptions, build, SUMMARY, args)
 
 
 def make_parser():

@@ -36,8 +36,8 @@ def add_arguments(parser) -> None:
     core.add_generation_arguments(parser, core.BuildOptions)
 
 
-def main(args) -> DatasetDict:
-    return core.run_generated(NAME, core.BuildOptions, build, SUMMARY, args)
+def main(args) -> None:
+    core.run_generated(NAME, core.BuildOptions, build, SUMMARY, args)
 
 
 def make_parser():

@@ -56,7 +56,7 @@ class ArithmeticSpec:
     spacing_variants: float = option(0.1, "probability that a prompt uses other spacing (`72-x=34,x=?`, "
                                      "`72 - x = 34, x = ?`); normalize_prompt maps them all to one form")
     allow_negative: bool = option(True, "subtraction may give negative numbers (`3-7=?`)")
-    _ranges: list[tuple[int, int]] = field(init=False, repr=False, compare=False)
+    _ranges: list[tuple[int, int]] = field(init=False, repr=False, compare=False)  # (lowest, count) per digit count
     _type_names: list[str] = field(init=False, repr=False, compare=False)
     _type_cum_weights: list[float] = field(init=False, repr=False, compare=False)
 
@@ -82,7 +82,7 @@ class ArithmeticSpec:
             raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {self.answer_style!r}")
         if not 0.0 <= float(self.spacing_variants) <= 1.0:
             raise ValueError(f"spacing_variants is a probability in [0, 1], got {self.spacing_variants!r}")
-        self._ranges = [digit_range(d) for d in range(self.min_digits, self.max_digits + 1)]
+        self._ranges = [(lo, hi - lo + 1) for lo, hi in map(digit_range, range(self.min_digits, self.max_digits + 1))]
         self._type_names = [t for t in TYPES if weights.get(t, 0) > 0]  # TYPES order: deterministic draws
         cum, total = [], 0.0
         for t in self._type_names:
@@ -139,7 +139,8 @@ class ArithmeticTask(Task):
         spec = spec or ArithmeticSpec()
         answer, prompt_parts = _solve(type, a, b, swapped)
         if rng is not None and spec.spacing_variants and rng.random() < spec.spacing_variants:
-            variant = rng.choice(_VARIANTS_EQUATION if type in EQUATION_TYPES else _VARIANTS_DIRECT)
+            variants = _VARIANTS_EQUATION if type in EQUATION_TYPES else _VARIANTS_DIRECT
+            variant = variants[int(rng.random() * len(variants))]
         return Problem(
             prompt=render_prompt(prompt_parts, variant),
             target=render_target(type, a, b, answer, spec.answer_style),
@@ -150,6 +151,18 @@ class ArithmeticTask(Task):
             meta={"a": a, "b": b, "swapped": swapped},
         )
 
+    def from_prompt(self, prompt: str, spec: ArithmeticSpec | None = None) -> Problem | None:
+        """The problem a prompt asks (any spacing), or None if it is none of the nine types.
+
+        >>> ArithmeticTask().from_prompt("4 + x = 10,x=?").key
+        'x_plus_b:6,4'
+        """
+        parsed = parse_prompt(self.normalize_prompt(prompt))
+        if parsed is None:
+            return None
+        type, a, b, swapped = parsed
+        return self.make_problem(type, a, b, spec or ArithmeticSpec(spacing_variants=0.0), swapped=swapped)
+
     def render_target(self, problem: Problem, answer: int | str, spec: ArithmeticSpec | None = None) -> str:
         """`problem`'s target text in the spec's style, but stating `answer` (used to write wrong answers)."""
         style = (spec or ArithmeticSpec()).answer_style
@@ -159,7 +172,7 @@ class ArithmeticTask(Task):
         """Exact number of distinct keys the spec can produce (for one type, or over the spec's types)."""
         if type is None:
             return sum(self.num_distinct(spec, t) for t in spec._type_names)
-        lo, hi = spec._ranges[0][0], spec._ranges[-1][1]
+        lo, hi = digit_range(spec.min_digits)[0], digit_range(spec.max_digits)[1]
         n = hi - lo + 1
         nonzero = n - (1 if lo == 0 else 0)
         pairs, unordered = n * n, n * (n + 1) // 2
@@ -215,10 +228,15 @@ _UNICODE_OPERATORS = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-"
 # coin flip for the operand-order variant where the operator commutes.
 
 
+_FLOAT_EXACT = 2**52  # int(random() * n) is uniform enough below this, and several times faster than randrange
+
+
 def _operand(rng: random.Random, spec: ArithmeticSpec, nonzero: bool = False) -> int:
+    """A digit count, then a number with that many digits (this runs millions of times: plain floats, no randint)."""
+    ranges, uniform = spec._ranges, rng.random
     while True:
-        lo, hi = spec._ranges[rng.randrange(len(spec._ranges))]
-        value = rng.randint(lo, hi)
+        lo, count = ranges[int(uniform() * len(ranges))]
+        value = lo + (int(uniform() * count) if count < _FLOAT_EXACT else rng.randrange(count))
         if value or not nonzero:
             return value
 
@@ -245,11 +263,43 @@ def _draw_operands(rng: random.Random, spec: ArithmeticSpec, type: str) -> tuple
     return a, b, (type == "x_plus_b" and rng.random() < 0.5)
 
 
+_DIRECT = re.compile(r"(-?\d+)([-+*/])(-?\d+)=\?")
+_X_FIRST = re.compile(r"x([-+*])(-?\d+)=(-?\d+), x=\?")
+_X_SECOND = re.compile(r"(-?\d+)([-+*/])x=(-?\d+), x=\?")
+_DIRECT_TYPES = {"+": "a_plus_b", "-": "a_minus_b", "*": "a_times_b", "/": "a_over_b"}
+
+
+def parse_prompt(prompt: str) -> tuple[str, int, int, bool] | None:
+    """(type, a, b, swapped) of a canonical prompt, in the operand order `make_problem` takes; None otherwise."""
+    if match := _DIRECT.fullmatch(prompt):
+        a, op, b = int(match[1]), match[2], int(match[3])
+        if op == "/" and (b == 0 or a % b):
+            return None  # only exact division is a problem of this family
+        return _DIRECT_TYPES[op], a, b, False
+    if match := _X_FIRST.fullmatch(prompt):  # x+b=c, x-b=c, x*b=c
+        op, b, c = match[1], int(match[2]), int(match[3])
+        if op == "+":
+            return "x_plus_b", c - b, b, False
+        if op == "-":
+            return "x_minus_b", c + b, b, False
+        return ("x_times_b", c // b, b, False) if b and c % b == 0 else None
+    if match := _X_SECOND.fullmatch(prompt):  # b+x=c, b*x=c, b-x=c, b/x=c
+        b, op, c = int(match[1]), match[2], int(match[3])
+        if op == "+":
+            return "x_plus_b", c - b, b, True
+        if op == "*":
+            return ("x_times_b", c // b, b, True) if b and c % b == 0 else None
+        if op == "-":
+            return "b_minus_x", b, b - c, False
+        return ("b_over_x", b, b // c, False) if c > 0 and b % c == 0 and b > 0 else None
+    return None
+
+
 def _difficulty(type: str, a: int, b: int) -> int:
     """Digits of the longer of the two drawn operands (for division: the divisor and the quotient)."""
     if type in ("a_over_b", "b_over_x"):
         a = a // b
-    return max(len(str(abs(a))), len(str(abs(b))))
+    return len(str(max(a, b)))  # operands are never negative
 
 
 def problem_key(type: str, a: int, b: int) -> str:

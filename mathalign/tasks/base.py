@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 
-@dataclass
+@dataclass(slots=True)  # millions are made per build: slots make them cheaper
 class Problem:
     """One problem, ready to become a dataset row.
 

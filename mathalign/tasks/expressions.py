@@ -497,7 +497,7 @@ class ExpressionsTask(Task):
             type, difficulty, meta = "well_formed", count_operations(tree), {"tree": tree}
         except ExpressionError as err:
             type = err.kind if err.kind in INVALID_KINDS else "other_error"
-            difficulty, meta = sum(expression.count(op) for op in OPERATORS), {}
+            difficulty, meta = _operator_count(expression), {}
         return self._problem(expression, answer, target, type, difficulty, meta)
 
     # -- trees ---------------------------------------------------------------------------------------------------
@@ -553,7 +553,7 @@ class ExpressionsTask(Task):
         answer, target = solve(expression, spec.max_abs_value)
         if answer != ERROR:  # a bug in the corruption helpers, not bad input
             raise RuntimeError(f"malformed expression {expression!r} ({kind}) evaluated to {answer}")
-        return self._problem(expression, ERROR, target, kind, count_operations(tree), {"source": tree})
+        return self._problem(expression, ERROR, target, kind, _operator_count(expression), {"source": tree})
 
     def _division_by_zero(self, rng: random.Random, spec: ExpressionsSpec):
         """A well-formed tree with one subtree divided by zero (a 0 leaf, or `(a - a)` when 0 is out of range)."""
@@ -599,6 +599,11 @@ class ExpressionsTask(Task):
         values = spec.num_range[1] - spec.num_range[0] + 1
         ops = len(spec.operators)
         return sum(shapes[n] * values**n * ops ** (n - 1) for n in range(spec.num_operands[0], spec.max_operands + 1))
+
+
+def _operator_count(expression: str) -> int:
+    """Difficulty of a malformed expression: how many operator symbols it holds (it has no tree to count)."""
+    return sum(expression.count(op) for op in OPERATORS)
 
 
 def _tokenizes(text: str) -> bool:

@@ -1,0 +1,392 @@
+"""Problem families: generation is valid, checking is exact and never raises, specs refuse impossible requests."""
+
+import collections
+import json
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mathalign.tasks import TASKS, get_task
+from mathalign.tasks import aqua, arithmetic, expressions, gsm8k
+from mathalign.tasks.expressions import ExpressionError, evaluate, parse, render, verify_steps
+
+ARITHMETIC = get_task("arithmetic")
+EXPRESSIONS = get_task("expressions")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registry
+
+
+def test_registry_names_and_unknown_name():
+    assert sorted(TASKS) == ["aqua", "arithmetic", "expressions", "gsm8k"]
+    assert all(get_task(name).name == name for name in TASKS)
+    with pytest.raises(ValueError, match="valid tasks: .*arithmetic"):
+        get_task("algebra")
+
+
+@pytest.mark.parametrize("name", ["gsm8k", "aqua"])
+def test_dataset_families_do_not_generate(name):
+    with pytest.raises(NotImplementedError, match="from_row"):
+        get_task(name).generate(random.Random(0), None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Arithmetic
+
+
+@pytest.mark.parametrize("style", arithmetic.ANSWER_STYLES)
+def test_arithmetic_targets_check_against_their_answers(style):
+    spec = ARITHMETIC.make_spec(answer_style=style, spacing_variants=0.5, max_digits=3)
+    rng = random.Random(0)
+    for type in arithmetic.TYPES:
+        for _ in range(200):
+            problem = ARITHMETIC.generate(rng, spec, type=type)
+            assert problem.type == type
+            assert ARITHMETIC.check(problem.target, problem.answer), problem
+            assert f"The answer is {problem.answer}" in problem.target  # the sentence every style ends with
+            assert 1 <= problem.difficulty <= 3
+            # the canonical prompt is a fixed point, and it names the same problem
+            canonical = ARITHMETIC.normalize_prompt(problem.prompt)
+            assert ARITHMETIC.normalize_prompt(canonical) == canonical
+            again = ARITHMETIC.from_prompt(problem.prompt)
+            assert (again.key, again.answer) == (problem.key, problem.answer)
+
+
+def test_arithmetic_mix_draws_every_type_and_respects_weights():
+    rng = random.Random(1)
+    counts = collections.Counter(ARITHMETIC.generate(rng, ARITHMETIC.make_spec()).type for _ in range(3000))
+    assert set(counts) == set(arithmetic.TYPES)  # sampled evenly: every type appears
+    weighted = ARITHMETIC.make_spec(types=["a_plus_b=3", "a_minus_b=1"])
+    counts = collections.Counter(ARITHMETIC.generate(rng, weighted).type for _ in range(2000))
+    assert set(counts) == {"a_plus_b", "a_minus_b"} and counts["a_plus_b"] > 2 * counts["a_minus_b"]
+
+
+@pytest.mark.parametrize("allow_negative", [True, False])
+def test_arithmetic_num_distinct_is_exact(allow_negative):
+    # 1-digit operands: few enough problems that drawing many times finds every one of them
+    spec = ARITHMETIC.make_spec(min_digits=1, max_digits=1, allow_negative=allow_negative)
+    rng = random.Random(2)
+    for type in arithmetic.TYPES:
+        keys = {ARITHMETIC.generate(rng, spec, type=type).key for _ in range(3000)}
+        assert len(keys) == ARITHMETIC.num_distinct(spec, type), type
+
+
+def test_arithmetic_negative_answers_only_when_allowed():
+    spec = ARITHMETIC.make_spec(allow_negative=False, types=["a_minus_b", "x_minus_b", "b_minus_x"])
+    rng = random.Random(3)
+    for _ in range(500):
+        problem = ARITHMETIC.generate(rng, spec)
+        assert "=-" not in problem.prompt and not problem.answer.startswith("-")
+
+
+def test_arithmetic_ood_spec_has_longer_operands():
+    spec = ARITHMETIC.make_spec(max_digits=2).ood()
+    rng = random.Random(4)
+    assert all(ARITHMETIC.generate(rng, spec).difficulty == 3 for _ in range(200))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("72-x=34, x=?", "72-x=34, x=?"),  # canonical stays
+        ("72-x=34,x=?", "72-x=34, x=?"),  # the seed's failure case: no space after the comma
+        (" 72 - x = 34 , x = ? ", "72-x=34, x=?"),  # spaces everywhere
+        ("72-x=34 x=?", "72-x=34, x=?"),  # no comma at all
+        ("72-x=34, x", "72-x=34, x=?"),  # unfinished question
+        ("72/4", "72/4=?"),  # a bare operation
+        ("72 ÷ 4 =", "72/4=?"),  # unicode operator, no question mark
+        ("17 × 19 = ?", "17*19=?"),  # unicode times
+    ],
+)
+def test_arithmetic_normalize_prompt(text, expected):
+    assert ARITHMETIC.normalize_prompt(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, answer, extracted, correct",
+    [
+        (" The answer is 18.", "18", "18", True),  # plain
+        (" The answer is 18 because 72/4 equals 18.", "18", "18", True),  # explain
+        (" Reversed: 81. The answer is 18.", "18", "18", True),  # reversed digits come first
+        (" x=21+18. The answer is 39.", "39", "39", True),  # scratchpad
+        (" The answer is -3.", "-3", "-3", True),  # negative
+        (" The answer is 17. The answer is 19.", "19", "19", True),  # the last statement wins
+        (" The answer is 19.", "18", "19", False),  # wrong
+        (" I think 4-3 gives 1", "1", "1", True),  # no sentence: last integer, a binary minus is no sign
+        (" The answer is 018.", "18", "18", True),  # leading zero
+        (" Sorry, I do not know!", "18", None, False),  # refusal: no number
+        ("", "18", None, False),  # empty
+        (" The answer is " + "9" * 5000, "18", None, False),  # absurd digit run
+    ],
+)
+def test_arithmetic_extract_and_check(text, answer, extracted, correct):
+    assert ARITHMETIC.extract_answer(text) == extracted
+    assert ARITHMETIC.check(text, answer) is correct
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Expressions
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("5 + (10 - 3)", 12),  # the seed's example
+        ("5+(10-3)", 12),  # no spaces
+        ("2 + 3 * 4", 14),  # precedence
+        ("(2 + 3) * 4", 20),  # parentheses
+        ("10 - 3 - 2", 5),  # left associative
+        ("10 - (3 - 2)", 9),  # right grouping kept
+        ("12 / 4 / 3", 1),  # exact division, left to right
+        ("5 - -3", 8),  # negative literal
+        ("-(2 + 3) * 4", -20),  # negated group
+    ],
+)
+def test_parser_values(text, value):
+    assert evaluate(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("5 / (3 - 3)", "division_by_zero"),  # zero only after a step
+        ("7 / 0", "division_by_zero"),  # literal zero
+        ("7 / 2", "inexact_division"),  # integers only
+        ("5 + (10 - 3", "unbalanced_parens"),  # missing )
+        ("5 + 10) - 3", "unbalanced_parens"),  # stray )
+        (")(", "unbalanced_parens"),  # balanced count, wrong order
+        ("5 +", "dangling_operator"),  # operator at the end
+        ("* 5 + 3", "dangling_operator"),  # operator at the start
+        ("5 + * 3", "dangling_operator"),  # doubled operator
+        ("5 + x", "syntax"),  # not an expression
+        ("", "syntax"),  # nothing at all
+        ("999999 * 999999", "overflow"),  # beyond max_abs_value
+        ("1" * 40, "overflow"),  # absurd literal
+    ],
+)
+def test_parser_errors(text, kind):
+    with pytest.raises(ExpressionError) as err:
+        evaluate(text)
+    assert err.value.kind == kind
+
+
+def test_render_parse_round_trip_keeps_the_tree():
+    spec = EXPRESSIONS.make_spec(operators=("+", "-", "*", "/"), num_range=(-5, 20), max_depth=4)
+    rng = random.Random(5)
+    for _ in range(500):
+        tree = EXPRESSIONS.random_tree(rng, spec)
+        assert parse(render(tree)) == tree
+
+
+def test_step_by_step_target_matches_the_seed_format():
+    problem = EXPRESSIONS.from_expression("5 + (10 - 3)")
+    assert problem.prompt == "Evaluate: 5 + (10 - 3)"
+    assert problem.target == (" <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 Step 2: 5 + 7 = 12 "
+                              "Expression now: 12 </think> Final Result: 12")
+    assert (problem.answer, problem.type, problem.difficulty) == ("12", "well_formed", 2)
+
+
+@pytest.mark.parametrize("operators", [("+", "-"), ("+", "-", "*", "/")])
+def test_expression_targets_check_and_every_type_appears(operators):
+    spec = EXPRESSIONS.make_spec(operators=operators, invalid_rate=0.3)
+    rng = random.Random(6)
+    types = collections.Counter()
+    for _ in range(1500):
+        problem = EXPRESSIONS.generate(rng, spec)
+        types[problem.type] += 1
+        assert EXPRESSIONS.check(problem.target, problem.answer), problem
+        assert all(verify_steps(problem.target)), problem  # every written step is right
+        assert EXPRESSIONS.normalize_prompt(problem.prompt) == problem.prompt
+        assert (problem.answer == "ERROR") == (problem.type != "well_formed")
+        if problem.type == "well_formed":
+            assert problem.difficulty == len(verify_steps(problem.target))  # difficulty = operations
+            assert expressions.depth(problem.meta["tree"]) <= spec.max_depth
+    assert set(types) == {"well_formed", *spec.kinds}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (" <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 Step 2: 5 + 7 = 13", [True, False]),  # one slip
+        ("Step 1: 3 - -2 = 5", [True]),  # negative operand
+        ("@@@@ 10 * 7 = 70 @@@@ <<48/2=24>>", [True, True]),  # other seeds' step styles
+        ("2 + 3 + 4 = 9", []),  # a chain is not a binary step (`3 + 4 = 9` follows an operator): skipped
+        ("Step 1: 4 / 0 = 0", [False]),  # division by zero has no value
+        ("no steps here", []),  # nothing to check
+    ],
+)
+def test_verify_steps(text, expected):
+    assert verify_steps(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, answer, correct",
+    [
+        (" <think> Step 1: 2 + 3 = 5 Expression now: 5 </think> Final Result: 5", "5", True),  # right
+        (" <think> </think> Final Result: 6", "5", False),  # wrong
+        (" <think> Error: dangling operator </think> Final Result: ERROR", "ERROR", True),  # error recognised
+        (" Final Result: error", "ERROR", True),  # case-insensitive ERROR
+        (" Final Result: 5", "ERROR", False),  # missed the error
+        (" the result is 5", "5", False),  # no Final Result: no answer
+        ("", "5", False),  # empty
+    ],
+)
+def test_expressions_check(text, answer, correct):
+    assert EXPRESSIONS.check(text, answer) is correct
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("5+(10 -3)", "Evaluate: 5 + (10 - 3)"),  # bare expression gets the prompt prefix
+        ("evaluate:5--3", "Evaluate: 5 - -3"),  # prefix in any case, sign kept on the number
+        ("Evaluate:  ( 2+3 )*4", "Evaluate: (2 + 3) * 4"),  # parentheses hug
+        ("What is 2+2?", "What is 2+2?"),  # not an expression: only whitespace collapses
+    ],
+)
+def test_expressions_normalize_prompt(text, expected):
+    assert EXPRESSIONS.normalize_prompt(text) == expected
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GSM8K and AQuA adapters
+
+GSM8K_ROW = {
+    "question": "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in total?",
+    "answer": "In May she sold 48/2 = <<48/2=24>>24 clips.\nIn total 48+24 = <<48+24=72>>72 clips.\n#### 72",
+}
+AQUA_ROW = {
+    "question": "A car covers 50 km in one hour. How far does it go in one hour?",
+    "options": ["A)53 km", "B)55 km", "C)52 km", "D)60 km", "E)50 km"],
+    "rationale": "Distance = speed x time = 50 km.",
+    "correct": "E",
+}
+
+
+def test_gsm8k_from_row():
+    problem = get_task("gsm8k").from_row(GSM8K_ROW)
+    assert problem.answer == "72" and problem.difficulty == 2
+    assert "<<" not in problem.target and problem.target.endswith("#### 72")  # calculator notes removed
+    assert problem.prompt.startswith("Question: Natalia") and "####" in problem.prompt
+    assert get_task("gsm8k").check(problem.target, problem.answer)
+    with pytest.raises(ValueError, match="####"):
+        get_task("gsm8k").from_row({"question": "q", "answer": "no final answer"})
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("so 72 clips.\n#### 72", "72"),  # the GSM8K way
+        ("#### 1,072", "1072"),  # thousands separator
+        ("#### $18.00", "18"),  # dollars and cents
+        ("#### -5", "-5"),  # negative
+        ("I get 3 then 4", "4"),  # fallback: last number
+        ("#### 12\n#### 13", "13"),  # the last marker wins
+        ("no numbers", None),  # nothing
+        ("", None),  # empty
+    ],
+)
+def test_gsm8k_extract_answer(text, expected):
+    assert get_task("gsm8k").extract_answer(text) == expected
+
+
+def test_aqua_from_row():
+    problem = get_task("aqua").from_row(AQUA_ROW)
+    assert problem.answer == "E" and "A) 53 km" in problem.prompt and "Final Answer" in problem.prompt
+    assert get_task("aqua").check(problem.target, "E")
+    with pytest.raises(ValueError, match="not one of its options"):
+        get_task("aqua").from_row({**AQUA_ROW, "correct": "F"})
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("... so 50 km.\nFinal Answer: E", "E"),  # the requested format
+        ("Final Answer: (c)", "C"),  # parentheses, lower case
+        ("Final answer: B then Final Answer: D", "D"),  # the last one wins
+        ("The answer is A", "A"),  # fallback phrase
+        ("Final Answer: F", None),  # not an option letter
+        ("", None),  # empty
+    ],
+)
+def test_aqua_extract_answer(text, expected):
+    assert get_task("aqua").extract_answer(text) == expected
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet"])
+def test_load_rows_from_local_files(tmp_path, suffix):
+    rows = [GSM8K_ROW, {**GSM8K_ROW, "question": "Another one?"}]
+    path = tmp_path / f"test{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif suffix == ".json":
+        path.write_text(json.dumps(rows))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    assert gsm8k.load_rows(path, "test") == rows  # a file is read whatever the split
+    assert gsm8k.load_rows(tmp_path, "test") == rows  # a folder is searched for <split>.*
+
+
+def test_load_rows_errors_name_the_file_and_what_is_missing(tmp_path):
+    bad = tmp_path / "train.jsonl"
+    bad.write_text(json.dumps({"question": "q"}) + "\n")
+    with pytest.raises(ValueError, match=r"train.jsonl.*row 0 has no \['answer'\]"):
+        gsm8k.load_rows(bad, "train")
+    bad.write_text("{not json\n")
+    with pytest.raises(ValueError, match="train.jsonl: line 1 is not JSON"):
+        gsm8k.load_rows(bad, "train")
+    with pytest.raises(ValueError, match="no file for split 'test'"):
+        aqua.load_rows(tmp_path, "test")
+    with pytest.raises(FileNotFoundError):
+        aqua.load_rows(tmp_path / "missing.jsonl", "test")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Never raising, whatever the text
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=120)
+       | st.text(alphabet="0123456789+-*/()=?, x.The answrisFnlRu:#<>", max_size=120))
+def test_verifiers_never_raise(text):
+    for task in TASKS.values():
+        found = task.extract_answer(text)
+        assert found is None or isinstance(found, str)
+        assert task.check(text, "18") in (True, False)
+        assert isinstance(task.normalize_prompt(text), str)
+    assert all(isinstance(ok, bool) for ok in verify_steps(text))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Specs: impossible requests fail with the parameter's name
+
+
+@pytest.mark.parametrize(
+    "family, options, message",
+    [
+        ("arithmetic", {"min_digits": 0}, "min_digits"),  # no 0-digit numbers
+        ("arithmetic", {"min_digits": 3, "max_digits": 2}, "operand range is empty"),  # empty range
+        ("arithmetic", {"types": ["a_plus_b", "a_mod_b"]}, "unknown arithmetic types"),  # unknown type
+        ("arithmetic", {"types": {"a_plus_b": 0}}, "positive weight"),  # nothing to draw
+        ("arithmetic", {"answer_style": "verbose"}, "answer_style"),  # unknown style
+        ("arithmetic", {"spacing_variants": 1.5}, "spacing_variants"),  # not a probability
+        ("arithmetic", {"max_depth": 3}, "unknown arithmetic option"),  # another family's option
+        ("expressions", {"max_depth": 0}, "max_depth"),  # no operation at all
+        ("expressions", {"num_range": (20, 1)}, "num_range"),  # empty range
+        ("expressions", {"num_operands": (1, 3)}, "num_operands"),  # a single number is no problem
+        ("expressions", {"num_operands": (9, 10), "max_depth": 3}, "cannot fit in max_depth"),  # too deep to fit
+        ("expressions", {"operators": ("+", "%")}, "operators"),  # unknown operator
+        ("expressions", {"operators": ("/",)}, "besides /"),  # division alone cannot always be exact
+        ("expressions", {"invalid_rate": -0.1}, "invalid_rate"),  # not a probability
+        ("expressions", {"invalid_kinds": ("typo",)}, "invalid_kinds"),  # unknown kind
+    ],
+)
+def test_spec_validation(family, options, message):
+    with pytest.raises(ValueError, match=message):
+        get_task(family).make_spec(**options)
