@@ -591,7 +591,7 @@ def push_model(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _load_saved_dataset(path: Path):
+def _check_saved_dataset(path: Path) -> None:
     if not path.is_dir():
         raise HubError(f"{path} is not a directory: pass a folder written by DatasetDict.save_to_disk.")
     if not ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
@@ -599,9 +599,6 @@ def _load_saved_dataset(path: Path):
             f"{path} is not a saved dataset (no dataset_dict.json or state.json): build it with "
             "`mathalign data build ...` or save it with DatasetDict.save_to_disk."
         )
-    from datasets import load_from_disk
-
-    return load_from_disk(str(path))
 
 
 def push_dataset(
@@ -611,7 +608,7 @@ def push_dataset(
     token: str | None = None,
     commit_message: str | None = None,
     *,
-    card: str | None = None,
+    card=None,
 ) -> str:
     """Push a `DatasetDict` (or a `save_to_disk` folder of one) to a Hub dataset repo; returns the repo URL.
 
@@ -622,20 +619,21 @@ def push_dataset(
     >>> push_dataset("data/sft", "me/mathalign-sft")  # doctest: +SKIP
     'https://huggingface.co/datasets/me/mathalign-sft'
     """
-    from datasets import Dataset, DatasetDict
+    from datasets import Dataset, DatasetDict, load_from_disk
 
-    source = None
-    if isinstance(dataset, (str, os.PathLike)):
-        source = Path(dataset)
-        loaded = _load_saved_dataset(source)
-        if card is None and (source / "README.md").is_file():
-            card = (source / "README.md").read_text()
-        dataset = loaded
-    if not isinstance(dataset, (Dataset, DatasetDict)):
+    source = Path(dataset) if isinstance(dataset, (str, os.PathLike)) else None
+    if source is not None:
+        _check_saved_dataset(source)
+    elif not isinstance(dataset, (Dataset, DatasetDict)):
         raise HubError(f"push_dataset takes a DatasetDict, a Dataset or a save_to_disk folder, not {type(dataset).__name__}.")
     check_repo_id(repo_id)
     token = resolve_token(token)
     check_online()
+    if source is not None:
+        dataset = load_from_disk(str(source))
+        if card is None and (source / "README.md").is_file():
+            card = (source / "README.md").read_text()
+    card = str(card) if card is not None else None  # a DatasetCard works too
 
     from huggingface_hub import CommitOperationAdd, HfApi
 

@@ -11,7 +11,7 @@ import re
 
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
+from datasets import load_from_disk
 from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM
 
@@ -42,8 +42,6 @@ METRICS = {
     "accuracy_per_type": {"a_plus_b": 1.0, "a_minus_b": 0.0},
     "splits": {"test": {"accuracy": 0.5, "parse_rate": 0.75}, "test_ood": {"accuracy": 0.25, "parse_rate": 0.5}},
 }
-DATA_CARD = "---\nlicense: apache-2.0\ntags:\n- mathalign\n---\n\n# Tiny arithmetic\n\nRows written for the Hub tests.\n"
-TYPES = ["a_plus_b", "a_minus_b"]
 
 
 def file_digests(folder) -> dict[str, str]:
@@ -94,36 +92,13 @@ def adapter_dir(workdir, run_dir):
 
 @pytest.fixture(scope="module")
 def data_dir(workdir):
-    """A DatasetDict shaped like mathalign's SFT data (ClassLabel `type`), saved to disk with its card."""
-    features = Features(
-        {
-            "prompt": Value("string"),
-            "completion": Value("string"),
-            "task": Value("string"),
-            "type": ClassLabel(names=TYPES),
-            "difficulty": Value("int32"),
-            "answer": Value("string"),
-        }
-    )
+    """mathalign's SFT data (ClassLabel `type`; train, test, test_ood), saved with its dataset card as `mathalign data build`."""
+    from data_builders import core, sft
 
-    def rows(pairs):
-        return {
-            "prompt": [f"{a}{'+' if t == 0 else '-'}{b}=?" for a, b, t in pairs],
-            "completion": [f" The answer is {a + b if t == 0 else a - b}." for a, b, t in pairs],
-            "task": ["arithmetic"] * len(pairs),
-            "type": [t for _, _, t in pairs],
-            "difficulty": [1 + (a > 9) for a, _, _ in pairs],
-            "answer": [str(a + b if t == 0 else a - b) for a, b, t in pairs],
-        }
-
-    data = DatasetDict(
-        train=Dataset.from_dict(rows([(a, a % 5 + 1, a % 2) for a in range(12)]), features=features),
-        test=Dataset.from_dict(rows([(a, 7, a % 2) for a in range(20, 24)]), features=features),
-    )
-    path = workdir / "data"
-    data.save_to_disk(path)
-    (path / "README.md").write_text(DATA_CARD)
-    return path
+    options = dict(task="arithmetic", num_train=12, num_validation=0, num_test=4, num_test_ood=4, seed=0)
+    data = sft.build(progress=False, **options)
+    card = core.make_card(data, "sft", options, "mathalign data build sft ...", sft.SUMMARY)
+    return core.save(data, workdir / "data", card)
 
 
 @pytest.fixture(scope="module")
@@ -299,8 +274,9 @@ def test_dataset_round_trip_keeps_rows_features_and_card(downloaded, hub_server,
         assert back[split].features == original[split].features  # ClassLabel `type` included
         assert back[split].to_list() == original[split].to_list()
     readme = hub_server.read_file("dataset", DATA_REPO, "README.md").decode()
-    assert "Rows written for the Hub tests." in readme and "license: apache-2.0" in readme
-    assert "dataset_info:" in readme and "a_minus_b" in readme  # push_to_hub merged the features in
+    assert (data_dir / "README.md").read_text().split("---\n", 2)[2] in readme  # the builder's card text, verbatim
+    assert "license: apache-2.0" in readme and "type_counts:" in readme  # its metadata too
+    assert "dataset_info:" in readme and "b_over_x" in readme  # with the features push_to_hub wrote
     assert hub_server.repos[("dataset", DATA_REPO)].private
 
 
@@ -322,44 +298,55 @@ def test_failed_push_is_one_clear_line_and_keeps_local_files(published, hub_serv
 
 
 @pytest.fixture
-def bad_inputs(tmp_path, run_dir, adapter_dir):
+def bad_inputs(tmp_path, run_dir, adapter_dir, data_dir):
     (tmp_path / "empty").mkdir()
     no_weights = tmp_path / "no_weights"
     no_weights.mkdir()
     (no_weights / "config.json").write_text((run_dir / "config.json").read_text())
-    return {"model": run_dir, "empty": tmp_path / "empty", "missing": tmp_path / "missing", "no_weights": no_weights, "adapter": adapter_dir}
+    return {
+        "model": run_dir, "empty": tmp_path / "empty", "missing": tmp_path / "missing", "no_weights": no_weights,
+        "adapter": adapter_dir, "data": data_dir,
+    }
 
 
 BAD_INPUT = [
     # No token anywhere (argument, HF_TOKEN, stored login): say how to get one.
-    (push_model, "model", {"repo_id": MODEL_REPO}, False, "no Hugging Face token"),
+    (push_model, "model", MODEL_REPO, "no token", "no Hugging Face token"),
+    # Offline mode (HF_HUB_OFFLINE=1): nothing can be pushed, say which variable to unset.
+    (push_model, "model", MODEL_REPO, "offline", "unset HF_HUB_OFFLINE"),
     # A repo id without its USER/ part.
-    (push_model, "model", {"repo_id": "tiny-mathgpt"}, True, "USER/NAME"),
+    (push_model, "model", "tiny-mathgpt", "", "USER/NAME"),
     # A repo id with one part too many.
-    (push_model, "model", {"repo_id": f"{HUB_USER}/a/b"}, True, "USER/NAME"),
+    (push_model, "model", f"{HUB_USER}/a/b", "", "USER/NAME"),
     # A folder with no model in it.
-    (push_model, "empty", {"repo_id": MODEL_REPO}, True, "holds no model"),
+    (push_model, "empty", MODEL_REPO, "", "holds no model"),
     # A path that does not exist.
-    (push_model, "missing", {"repo_id": MODEL_REPO}, True, "is not a directory"),
+    (push_model, "missing", MODEL_REPO, "", "is not a directory"),
     # A config without weights.
-    (push_model, "no_weights", {"repo_id": MODEL_REPO}, True, "no safetensors weights"),
+    (push_model, "no_weights", MODEL_REPO, "", "no safetensors weights"),
     # An adapter whose base is a local folder nobody else can download.
-    (push_model, "adapter", {"repo_id": ADAPTER_REPO}, True, "--base-repo-id"),
+    (push_model, "adapter", ADAPTER_REPO, "", "--base-repo-id"),
     # A folder that is not a saved dataset.
-    (push_dataset, "empty", {"repo_id": DATA_REPO}, True, "not a saved dataset"),
+    (push_dataset, "empty", DATA_REPO, "", "not a saved dataset"),
+    # A dataset pushed to a malformed repo id.
+    (push_dataset, "data", "a b/c", "", "USER/NAME"),
 ]
 
 
-@pytest.mark.parametrize("push, folder, kwargs, has_token, message", BAD_INPUT)
-def test_bad_input_fails_before_any_network_call(push, folder, kwargs, has_token, message, bad_inputs, hub_in_process, monkeypatch):
-    if not has_token:
+@pytest.mark.parametrize("push, folder, repo_id, setup, message", BAD_INPUT)
+def test_bad_input_fails_before_any_network_call(push, folder, repo_id, setup, message, bad_inputs, hub_in_process, monkeypatch):
+    from huggingface_hub import constants
+
+    if setup == "no token":
         for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
             monkeypatch.delenv(name, raising=False)
+    if setup == "offline":
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     path = bad_inputs[folder]
     before = file_digests(path) if path.exists() else None
     seen = len(hub_in_process.requests)
     with pytest.raises(HubError, match=re.escape(message)):
-        push(path, **kwargs)
+        push(path, repo_id)
     assert len(hub_in_process.requests) == seen  # the server heard nothing
     assert (file_digests(path) if path.exists() else None) == before  # not even the card was written
 
