@@ -17,6 +17,12 @@ def merge_adapter(adapter_dir: str, out_dir: str) -> Path:
         raise FileNotFoundError(f"{adapter_dir} has no adapter_config.json: it is not a LoRA adapter directory.")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir} exists and is not empty; choose a new output directory.")
+    import json
+
+    base = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{adapter_dir}/adapter_config.json names no base model (it was trained on a model that "
+                         "was never saved); set base_model_name_or_path there to the base checkpoint.")
     model = AutoPeftModelForCausalLM.from_pretrained(adapter_dir, dtype="auto")
     merged = model.merge_and_unload()
     merged.save_pretrained(out_dir)

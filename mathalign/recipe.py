@@ -192,23 +192,27 @@ def _has_accelerator() -> bool:
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
-def parse_recipe(argv: list[str] | None = None):
+def parse_recipe(argv: list[str] | None = None, recipe: dict | None = None, where: str | None = None):
     """Parse `RECIPE.yaml [--key value ...]` (or `--config RECIPE.yaml ...`) into the stage's dataclasses.
 
+    `recipe` gives the keys as a dict instead of a file (the pipeline does this); `where` names it in errors.
     Returns `(script_args, model_args, training_args, recipe_dict)`.
     """
     args = list(argv or [])
     recipe_path = None
-    if "--config" in args:
-        i = args.index("--config")
-        if i + 1 >= len(args):
-            raise RecipeError("--config needs a recipe file path.")
-        recipe_path = args[i + 1]
-        del args[i : i + 2]
-    elif args and not args[0].startswith("-"):
-        recipe_path = args.pop(0)
-    recipe = load_recipe(recipe_path) if recipe_path else {}
-    where = recipe_path or "the command line"
+    if recipe is not None:
+        recipe = dict(recipe)
+    else:
+        if "--config" in args:
+            i = args.index("--config")
+            if i + 1 >= len(args):
+                raise RecipeError("--config needs a recipe file path.")
+            recipe_path = args[i + 1]
+            del args[i : i + 2]
+        elif args and not args[0].startswith("-"):
+            recipe_path = args.pop(0)
+        recipe = load_recipe(recipe_path) if recipe_path else {}
+    where = where or recipe_path or "the command line"
 
     stage = recipe.get("stage", "sft")
     if "--stage" in args:

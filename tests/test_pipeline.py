@@ -1,0 +1,94 @@
+"""The pipeline chains every stage in one run directory, evaluates them, and skips what is already done."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mathalign.cli import main as cli_main
+
+TINY = {"num_train": 32, "num_validation": 0, "num_test": 16, "num_test_ood": 0, "seed": 0}
+COMMON = {"max_steps": 2, "per_device_train_batch_size": 8, "learning_rate": 1.0e-3, "logging_steps": 1,
+          "save_strategy": "no", "report_to": "none"}
+
+
+def tiny_pipeline(tmp_path) -> Path:
+    pipeline = {
+        "run_dir": str(tmp_path / "run"),
+        "stages": {
+            "pretrain": {"dataset_name": "pretrain", "data_options": TINY, "tokenizer_vocab_size": 300,
+                         "mathgpt_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2},
+                         "max_length": 64, **COMMON},
+            "sft": {"dataset_name": "sft", "data_options": TINY, "max_length": 64, **COMMON},
+            "dpo": {"dataset_name": "preferences", "data_options": TINY, "use_peft": True, "lora_r": 4,
+                    "lora_alpha": 8, "lora_target_modules": "all-linear", "max_length": 64, **COMMON},
+            "grpo": {"dataset_name": "rl", "data_options": TINY, "use_peft": True, "lora_r": 4, "lora_alpha": 8,
+                     "lora_target_modules": "all-linear", "num_generations": 4, "max_completion_length": 8,
+                     **COMMON},
+        },
+        "evaluation": {"dataset": "sft", "data_options": TINY, "num_samples": 8, "batch_size": 8},
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(pipeline, sort_keys=False))  # stage order matters
+    return path
+
+
+def test_tiny_pipeline_runs_every_stage_then_skips_them(tmp_path, capsys):
+    path = tiny_pipeline(tmp_path)
+    assert cli_main(["pipeline", str(path)]) == 0
+    run = tmp_path / "run"
+    for stage in ("pretrain", "sft", "dpo", "grpo"):
+        assert (run / stage / "train_results.json").is_file(), stage
+    # LoRA stages are merged into plain checkpoints that the next stage starts from.
+    assert (run / "dpo-merged" / "model.safetensors").is_file()
+    assert yaml.safe_load((run / "grpo" / "recipe.yaml").read_text())["model_name_or_path"] == str(run / "dpo-merged")
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["evaluation"]) >= {"pretrain", "sft", "dpo", "grpo", "comparison"}
+    assert (run / "eval" / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "mathalign chat" in capsys.readouterr().out
+
+    # Second run: every stage is skipped (nothing retrained), the evaluation is redone.
+    before = (run / "sft" / "model.safetensors").stat().st_mtime_ns
+    assert cli_main(["pipeline", str(path)]) == 0
+    assert capsys.readouterr().out.count("done already") == 4
+    assert (run / "sft" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_an_interrupted_stage_is_redone(tmp_path, capsys):
+    path = tiny_pipeline(tmp_path)
+    assert cli_main(["pipeline", str(path), "--skip_eval"]) == 0
+    run = tmp_path / "run"
+    (run / "grpo" / "train_results.json").unlink()  # as if GRPO had been killed before its end
+    shutil.rmtree(run / "grpo-merged")
+    capsys.readouterr()
+    assert cli_main(["pipeline", str(path), "--skip_eval"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("done already") == 3 and "grpo: training" in out
+    assert (run / "grpo-merged" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"stages": {"sft": {"max_step": 2}}}, "Did you mean 'max_steps'"),  # typo inside a stage, found up front
+        ({"stagess": {}}, "unknown pipeline key"),  # typo at the top level
+        ({"stages": []}, "`stages` must map"),  # stages given as a list
+    ],
+)
+def test_bad_pipelines_fail_before_any_training(tmp_path, capsys, change, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), **change}))
+    assert cli_main(["pipeline", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_default_pipeline_parses():
+    from mathalign.cli_quickstart import find_default_pipeline
+    from mathalign.pipeline import load_pipeline, stage_recipes
+
+    pipeline = load_pipeline(find_default_pipeline())
+    names = [name for name, _ in stage_recipes(pipeline, Path("runs/x"), "recipes/pipeline.yaml")]
+    assert names == ["pretrain", "sft", "dpo", "grpo"]
