@@ -19,15 +19,17 @@ def read_rows(source: str | Path, split: str, config: str | None = None, require
     if path.exists():
         rows = []
         for file in _split_files(path, split):
-            rows.extend(_read_file(file))
-        where = str(path)
-    elif str(source).endswith(LOCAL_SUFFIXES) or str(source).startswith((".", "/", "~")):
+            rows.extend(_check_rows(_read_file(file), str(file), required))
+        return rows
+    if str(source).endswith(LOCAL_SUFFIXES) or str(source).startswith((".", "/", "~")):
         raise FileNotFoundError(f"no such file or folder: {source}")
-    else:
-        from datasets import load_dataset  # only for Hub ids: keeps local use free of network code paths
+    from datasets import load_dataset  # only for Hub ids: keeps local use free of network code paths
 
-        rows = load_dataset(str(source), config, split=split).to_list()
-        where = f"{source} (config {config!r}, split {split!r})"
+    rows = load_dataset(str(source), config, split=split).to_list()
+    return _check_rows(rows, f"{source} (config {config!r}, split {split!r})", required)
+
+
+def _check_rows(rows: list, where: str, required: tuple[str, ...]) -> list[dict]:
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise ValueError(f"{where}: row {i} is a {type(row).__name__}, expected an object with {list(required)}")

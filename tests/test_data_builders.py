@@ -1,0 +1,361 @@
+"""Data builders: typed TRL columns, disjoint seeded splits, byte-identical rebuilds, honest negatives, seed formats."""
+
+import argparse
+import collections
+import filecmp
+import json
+import shlex
+
+import pytest
+import yaml
+from datasets import ClassLabel, load_from_disk
+
+import data_builders
+from data_builders import core, seed_formats
+from data_builders.negatives import KINDS
+from hub_fixtures import HUB_USER, hub_env, hub_server, run_python  # noqa: F401  (fixtures)
+from mathalign import cli_data
+from mathalign.tasks import get_task
+
+TINY = dict(num_train=60, num_validation=12, num_test=24, num_test_ood=12, seed=0)
+MIX = dict(task=("arithmetic", "expressions"), operators=("+", "-", "*", "/"), invalid_rate=0.2, max_depth=3)
+
+# builder -> the columns TRL reads, then the completion column that must check as correct
+TRL_COLUMNS = {
+    "pretrain": (["text"], "text"),
+    "sft": (["prompt", "completion"], "completion"),
+    "preferences": (["prompt", "chosen", "rejected", "negative"], "chosen"),
+    "rl": (["prompt"], None),
+}
+COMMON = ["task", "type", "difficulty", "answer", "key"]
+
+
+def _keys(dataset_dict):
+    return {split: set(ds["key"]) for split, ds in dataset_dict.items()}
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """One small mixed build per generated builder, shared by the read-only tests below."""
+    return {name: data_builders.get_builder(name).build(**TINY, **MIX) for name in TRL_COLUMNS}
+
+
+def test_registry():
+    assert set(data_builders.BUILDERS) == {"pretrain", "sft", "preferences", "rl", "gsm8k", "aqua"}
+    assert data_builders.get_builder("sft").build is not None
+    with pytest.raises(ValueError, match="valid builders"):
+        data_builders.get_builder("dpo")
+
+
+@pytest.mark.parametrize("builder", sorted(TRL_COLUMNS))
+def test_columns_features_and_correct_targets(mixed, builder):
+    trl_columns, target_column = TRL_COLUMNS[builder]
+    dataset_dict = mixed[builder]
+    assert list(dataset_dict) == ["train", "validation", "test", "test_ood"]
+    for split, ds in dataset_dict.items():
+        assert ds.column_names == trl_columns + COMMON
+        assert ds.num_rows == TINY[f"num_{split}"]
+        features = ds.features
+        assert isinstance(features["type"], ClassLabel)
+        assert features["type"].names == get_task("arithmetic").types + get_task("expressions").types
+        assert features["difficulty"].dtype == "int32" and features["answer"].dtype == "string"
+        for row in ds:
+            task = get_task(row["task"])
+            if target_column:
+                assert task.check(row[target_column], row["answer"]), row
+
+
+@pytest.mark.parametrize("builder", sorted(TRL_COLUMNS))
+def test_splits_are_disjoint_by_key(mixed, builder):
+    keys = _keys(mixed[builder])
+    splits = list(keys)
+    for i, a in enumerate(splits):
+        for b in splits[i + 1:]:
+            assert not keys[a] & keys[b], (a, b)
+    for split, ds in mixed[builder].items():
+        assert len(keys[split]) == ds.num_rows  # no problem twice within a split either
+
+
+def test_mix_quotas_are_exact(mixed):
+    # 60 train rows: 30 arithmetic (9 types: 4 or 3 each), 30 expressions (80% well formed, 20% malformed)
+    train = mixed["sft"]["train"]
+    names = train.features["type"].names
+    counts = collections.Counter(names[t] for t in train["type"])
+    assert sum(counts[t] for t in get_task("arithmetic").types) == 30
+    assert counts["well_formed"] == 24 and sum(counts[k] for k in ("unbalanced_parens", "dangling_operator",
+                                                                   "division_by_zero")) == 6
+    assert max(counts[t] for t in get_task("arithmetic").types) - min(
+        counts[t] for t in get_task("arithmetic").types) <= 1
+
+
+def test_test_ood_is_harder(mixed):
+    def difficulties(ds, task, types):
+        names = ds.features["type"].names
+        return [d for t, d, ty in zip(ds["task"], ds["difficulty"], ds["type"]) if t == task and names[ty] in types]
+
+    ds = mixed["rl"]
+    arithmetic_types = get_task("arithmetic").types
+    # arithmetic: operands one digit longer (difficulty = digits of the longest operand)
+    assert set(difficulties(ds["test_ood"], "arithmetic", arithmetic_types)) == {3}
+    assert max(difficulties(ds["train"], "arithmetic", arithmetic_types)) <= 2
+    # expressions: more operations than training ever has (max_depth 3 and up to 5 operands -> 6 or 7 operands)
+    assert min(difficulties(ds["test_ood"], "expressions", ["well_formed"])) >= 5
+    assert max(difficulties(ds["train"], "expressions", ["well_formed"])) <= 4
+
+
+def test_same_seed_same_bytes_other_seed_other_rows(tmp_path):
+    builder = data_builders.get_builder("preferences")
+    for name in ("a", "b"):
+        card = core.make_card(builder.build(**TINY, **MIX), "preferences", {}, "cmd", "summary")
+        core.save(builder.build(**TINY, **MIX), tmp_path / name, card, "arrow")
+        core.save(builder.build(**TINY, **MIX), tmp_path / f"{name}_parquet", card, "parquet")
+    for left, right in (("a", "b"), ("a_parquet", "b_parquet")):
+        comparison = filecmp.dircmp(tmp_path / left, tmp_path / right)
+        assert not comparison.diff_files and not comparison.left_only and not comparison.right_only
+        for sub in comparison.subdirs.values():
+            assert not sub.diff_files and not sub.left_only and not sub.right_only
+            for file in sub.common_files:  # shallow=False: compare contents, not just sizes
+                assert filecmp.cmp(sub.left + "/" + file, sub.right + "/" + file, shallow=False)
+    other = builder.build(**{**TINY, "seed": 1}, **MIX)
+    assert other["train"]["prompt"] != load_from_disk(str(tmp_path / "a"))["train"]["prompt"]
+
+
+def test_eval_splits_do_not_move_when_num_train_changes():
+    sft = data_builders.get_builder("sft")
+    small, large = sft.build(**TINY), sft.build(**{**TINY, "num_train": 300})
+    assert small["test"]["prompt"] == large["test"]["prompt"]
+    assert small["validation"]["prompt"] == large["validation"]["prompt"]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        # 1-digit a_plus_b has 55 distinct problems: 50 + 10 do not fit (checked before drawing anything)
+        (dict(types=["a_plus_b"], max_digits=1, num_train=50, num_validation=0, num_test=10, num_test_ood=0),
+         r"num_train \+ num_test asks for 60 .* only 55"),
+        # test_ood (2-digit a_plus_b: 4095 problems) is checked on its own spec
+        (dict(types=["a_plus_b"], max_digits=1, num_train=1, num_test_ood=5000), "num_test_ood asks for 5000"),
+        # expressions: tiny spaces are counted too (1..2, one operation, +: four expressions)
+        (dict(task="expressions", num_range=(1, 2), max_depth=1, operators="+", invalid_rate=0.0, num_train=5,
+              num_validation=0, num_test=0, num_test_ood=0), "only 4"),
+        (dict(num_train=-1), "num_train must be an integer >= 0"),  # negative size
+        (dict(num_train=0, num_validation=0, num_test=0, num_test_ood=0), "nothing to build"),  # empty build
+        (dict(task="algebra"), "valid tasks"),  # unknown family
+        (dict(task="gsm8k"), "does not generate"),  # a dataset family has its own builder
+        (dict(max_depth=3), "not in task"),  # an expressions option without expressions
+        (dict(colour="red"), "unknown option 'colour'"),  # typo
+        (dict(task_weights=(1, 2)), "task_weights"),  # one weight per family
+    ],
+)
+def test_impossible_requests_fail_clearly(options, message):
+    with pytest.raises(ValueError, match=message):
+        data_builders.get_builder("sft").build(**{**TINY, **options})
+
+
+def test_preference_negatives_are_never_correct_and_every_kind_appears(mixed):
+    for ds in mixed["preferences"].values():
+        for row in ds:
+            task = get_task(row["task"])
+            assert not task.check(row["rejected"], row["answer"]), row
+            assert row["rejected"] != row["chosen"]
+    kinds = collections.Counter(KINDS[k] for ds in mixed["preferences"].values() for k in ds["negative"])
+    assert set(kinds) == set(KINDS)
+    wrong_steps = [r for ds in mixed["preferences"].values() for r in ds if KINDS[r["negative"]] == "wrong_step"]
+    assert all(r["task"] == "expressions" for r in wrong_steps)  # only step-by-step targets have steps to spoil
+
+
+def test_preference_negatives_selectable():
+    ds = data_builders.get_builder("preferences").build(**TINY, negatives=("refusal",))["train"]
+    assert set(ds["rejected"]) == {" Sorry, I do not know!"}
+    ds = data_builders.get_builder("preferences").build(**TINY, negatives=["near_miss"], answer_style="explain")
+    assert all(KINDS[k] == "near_miss" and "because" in r for k, r in zip(ds["train"]["negative"],
+                                                                         ds["train"]["rejected"]))
+    with pytest.raises(ValueError, match="negatives"):
+        data_builders.get_builder("preferences").build(**TINY, negatives=("shrug",))
+
+
+def test_spacing_variants_appear_and_normalise_to_the_same_problem():
+    ds = data_builders.get_builder("sft").build(**TINY, spacing_variants=1.0, types=["x_minus_b"])["train"]
+    task = get_task("arithmetic")
+    assert all(task.normalize_prompt(p) != p for p in ds["prompt"])  # every prompt written another way
+    assert [task.from_prompt(p).key for p in ds["prompt"]] == ds["key"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cards, saving, command lines
+
+
+def test_card_metadata_and_rebuild_command(tmp_path):
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers(dest="command")
+    cli_data.add_parser(subparsers)  # what mathalign/cli.py does
+    out = tmp_path / "sft"
+    args = parser.parse_args(["data", "build", "sft", "--out", str(out), "--num-train", "40", "--num-validation", "8",
+                              "--num-test", "16", "--num-test-ood", "8", "--task", "arithmetic", "expressions",
+                              "--max-depth", "3", "--types", "a_plus_b=2", "x_times_b", "--format", "parquet"])
+    args.func(args)
+    readme = (out / "README.md").read_text()
+    meta = yaml.safe_load(readme.split("---")[1])
+    assert meta["license"] == "apache-2.0" and "mathalign" in meta["tags"]
+    assert {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]} == {
+        "train": 40, "validation": 8, "test": 16, "test_ood": 8}
+    assert [f["name"] for f in meta["dataset_info"]["features"]] == ["prompt", "completion", *COMMON]
+    assert meta["mathalign"]["type_counts"]["train"]["a_plus_b"] == 13  # 20 arithmetic rows split 2:1 -> 13 + 7
+    assert meta["mathalign"]["type_counts"]["train"]["x_times_b"] == 7
+    assert meta["mathalign"]["parameters"]["expressions"]["max_depth"] == 3
+    assert meta["configs"][0]["data_files"][0] == {"split": "train", "path": "data/train-*"}
+    # the recorded command, parsed again, rebuilds exactly the same rows
+    command = shlex.split(meta["mathalign"]["command"])
+    assert command[:4] == ["mathalign", "data", "build", "sft"]
+    rebuilt_args = parser.parse_args(command[1:])
+    rebuilt = data_builders.get_builder("sft").build(**core.options_from_args(rebuilt_args))
+    import datasets
+
+    saved = datasets.load_dataset(str(out))  # the card's `configs` maps data/<split>-* files to splits
+    assert rebuilt["train"]["prompt"] == saved["train"]["prompt"]
+    assert rebuilt["test_ood"]["key"] == saved["test_ood"]["key"]
+
+
+def test_python_m_help_has_an_example():
+    for name in data_builders.BUILDERS:
+        text = data_builders.get_builder(name).make_parser().format_help()
+        assert f"python -m data_builders.{name}" in text and "--out" in text and "--push-to-hub" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GSM8K and AQuA builders (local files)
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _gsm8k_rows(start, stop):
+    return [{"question": f"Tom has {i} apples and buys {i + 1} more. How many now?",
+             "answer": f"Tom has {i}+{i + 1} = <<{i}+{i + 1}={2 * i + 1}>>{2 * i + 1} apples.\n#### {2 * i + 1}"}
+            for i in range(start, stop)]
+
+
+def test_gsm8k_builder_from_local_files(tmp_path):
+    _write_jsonl(tmp_path / "train.jsonl", _gsm8k_rows(0, 25))
+    _write_jsonl(tmp_path / "test.jsonl", _gsm8k_rows(22, 30))  # 3 questions also in train
+    gsm8k = data_builders.get_builder("gsm8k")
+    sft = gsm8k.build(source=str(tmp_path), num_validation=5)
+    assert {s: ds.num_rows for s, ds in sft.items()} == {"train": 17, "validation": 5, "test": 8}
+    keys = _keys(sft)
+    assert not keys["train"] & keys["test"] and not keys["validation"] & keys["test"]  # overlap dropped from train
+    assert all(get_task("gsm8k").check(c, a) for c, a in zip(sft["train"]["completion"], sft["train"]["answer"]))
+    rl = gsm8k.build(source=str(tmp_path), num_validation=5, style="rl", num_train=10)
+    assert rl["train"].column_names == ["prompt", *COMMON] and rl["train"].num_rows == 10
+    with pytest.raises(ValueError, match="num_train=100 but the train split has 17"):
+        gsm8k.build(source=str(tmp_path), num_validation=5, num_train=100)
+
+
+def test_aqua_builder_keeps_its_splits(tmp_path):
+    row = {"question": "Q{}?", "options": ["A)1", "B)2", "C)3", "D)4", "E)5"], "rationale": "Because.",
+           "correct": "C"}
+    for split, n in (("train", 6), ("validation", 3), ("test", 4)):
+        _write_jsonl(tmp_path / f"{split}.jsonl", [{**row, "question": f"{split} {i}?"} for i in range(n)])
+    ds = data_builders.get_builder("aqua").build(source=str(tmp_path))
+    assert {s: d.num_rows for s, d in ds.items()} == {"train": 6, "validation": 3, "test": 4}
+    assert ds["test"][0]["answer"] == "C" and ds["test"].features["type"].names == ["multiple_choice"]
+    _write_jsonl(tmp_path / "test.jsonl", [{"question": "q", "options": ["A)1"]}])
+    with pytest.raises(ValueError, match=r"test.jsonl.*no \['correct'\]"):
+        data_builders.get_builder("aqua").build(source=str(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Seed formats
+
+SEED_PAIRS = [
+    # seed a: Q/A/type given
+    {"positive": "72/4=? The answer is 18 because 72/4 equals 18.", "negative": "72/4=? Sorry, I do not know!",
+     "Q": "72/4=?", "A": "18", "type": "a_over_b_q"},
+    # seed b: only positive/negative; the shared prefix is cut after the question mark, not inside the answer
+    {"positive": "x-18=21,x=? The answer is 39.", "negative": "x-18=21,x=? The answer is 38."},
+]
+
+
+def test_pos_neg_pairs_import_and_export(tmp_path):
+    path = tmp_path / "pos_neg_pairs.json"
+    path.write_text(json.dumps(SEED_PAIRS))
+    ds = seed_formats.import_pos_neg_pairs(path)
+    assert ds["prompt"] == ["72/4=?", "x-18=21,x=?"]
+    assert ds["chosen"] == [" The answer is 18 because 72/4 equals 18.", " The answer is 39."]
+    assert ds["rejected"] == [" Sorry, I do not know!", " The answer is 38."]
+    assert [ds.features["type"].names[t] for t in ds["type"]] == ["a_over_b", "x_minus_b"]
+    pairs = seed_formats.export_pos_neg_pairs(ds)
+    assert [(p["positive"], p["negative"]) for p in pairs] == [(p["positive"], p["negative"]) for p in SEED_PAIRS]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"positive": "a"}', "expected a list"),  # not a list
+        ('[{"positive": "1+1=? The answer is 2."}]', r"pair 0 has no string \['negative'\]"),  # missing key
+        ('[{"positive": "1+1=? The answer is 3.", "negative": "1+1=? The answer is 2."}]', "does not give"),  # swapped
+        ('[{"positive": "abc", "negative": "xyz"}]', "no shared prompt"),  # nothing in common
+    ],
+)
+def test_malformed_pairs_name_the_file_and_the_problem(tmp_path, content, message):
+    path = tmp_path / "pairs.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as err:
+        seed_formats.import_pos_neg_pairs(path)
+    assert "pairs.json" in str(err.value)
+
+
+def test_step_jsonl_round_trip(tmp_path):
+    ds = data_builders.get_builder("sft").build(task="expressions", num_train=80, num_validation=0, num_test=0,
+                                                num_test_ood=0, invalid_rate=0.3, operators=("+", "-", "*", "/"))
+    path = tmp_path / "steps.jsonl"
+    rows = seed_formats.export_steps_jsonl(ds["train"], path)
+    assert rows[0]["solution"].startswith("<think>\nStep 1:") and "\n</think>\nFinal Result:" in rows[0]["solution"]
+    back = seed_formats.import_steps_jsonl(path)
+    for column in ["prompt", "completion", "task", "type", "difficulty", "answer", "key"]:
+        assert back[column] == ds["train"][column], column
+
+
+def test_step_jsonl_seed_example_and_errors(tmp_path):
+    seed = {"expression": "5 + (10 - 3)", "problem": "Evaluate: 5 + (10 - 3)",
+            "solution": "<think>\nStep 1: 10 - 3 = 7\nExpression now: 5 + 7\nStep 2: 5 + 7 = 12\nExpression now: 12\n"
+                        "</think>\nFinal Result: 12", "answer": 12}
+    path = tmp_path / "seed.jsonl"
+    _write_jsonl(path, [seed, {**seed, "expression": "5 + (10 - 3", "problem": "Evaluate: 5 + (10 - 3",
+                               "solution": "<think>\n</think>\nFinal Result: ERROR", "answer": "ERROR"}])
+    ds = seed_formats.import_steps_jsonl(path)
+    assert ds["completion"][0] == get_task("expressions").from_expression("5 + (10 - 3)").target
+    assert [ds.features["type"].names[t] for t in ds["type"]] == ["well_formed", "unbalanced_parens"]
+    _write_jsonl(path, [{**seed, "answer": 13}])
+    with pytest.raises(ValueError, match="seed.jsonl: row 0: answer 13 but"):
+        seed_formats.import_steps_jsonl(path)
+    assert seed_formats.import_steps_jsonl(path, strict=False).num_rows == 0  # --skip-bad-rows
+    _write_jsonl(path, [{"expression": "1 + 1"}])
+    with pytest.raises(ValueError, match=r"line 1 has no \['problem', 'solution', 'answer'\]"):
+        seed_formats.import_steps_jsonl(path)
+
+
+def test_convert_cli(tmp_path):
+    parser = argparse.ArgumentParser()
+    cli_data.add_parser(parser.add_subparsers(dest="command"))
+    pairs = tmp_path / "pos_neg_pairs.json"
+    pairs.write_text(json.dumps(SEED_PAIRS))
+    args = parser.parse_args(["data", "convert", "import-pairs", str(pairs), "--out", str(tmp_path / "dpo")])
+    args.func(args)
+    assert load_from_disk(str(tmp_path / "dpo"))["train"].num_rows == 2
+    assert "import-pairs" in (tmp_path / "dpo" / "README.md").read_text()
+    args = parser.parse_args(["data", "convert", "export-pairs", str(tmp_path / "dpo"), "--out", str(tmp_path / "p.json")])
+    args.func(args)
+    assert json.loads((tmp_path / "p.json").read_text())[0]["positive"] == SEED_PAIRS[0]["positive"]
+
+
+@pytest.mark.slow
+def test_push_to_hub_from_the_command_line(hub_server, hub_env, tmp_path):  # noqa: F811  (fixtures)
+    script = (f"import sys; from data_builders import sft; "
+              f"sft.main(sft.make_parser().parse_args(['--out', {str(tmp_path / 'out')!r}, '--num-train', '20', "
+              f"'--num-validation', '0', '--num-test', '4', '--num-test-ood', '0', '--push-to-hub', "
+              f"'{HUB_USER}/mathalign-sft']))")
+    result = run_python(script, hub_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    readme = hub_server.read_file("dataset", f"{HUB_USER}/mathalign-sft", "README.md").decode()
+    assert "mathalign data build sft" in readme and "type_counts" in readme and "data/train-*" in readme
