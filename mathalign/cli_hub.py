@@ -32,8 +32,12 @@ def add_parser(subparsers) -> None:
     )
     push.add_argument("path", metavar="RUN_OR_MODEL_DIR", help="a save_pretrained folder or a training run directory")
     push.add_argument("--repo-id", required=True, metavar="USER/NAME", help="the Hub repo (created if missing)")
-    push.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
-    push.add_argument("--token", default=None, help="Hub token with write access (default: HF_TOKEN or `hf auth login`)")
+    push.add_argument(
+        "--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)"
+    )
+    push.add_argument(
+        "--token", default=None, help="Hub token with write access (default: HF_TOKEN or `hf auth login`)"
+    )
     push.add_argument("--commit-message", default=None, help="commit message (default: 'Upload <run> with mathalign')")
     push.add_argument(
         "--base-repo-id",
@@ -53,8 +57,12 @@ def add_parser(subparsers) -> None:
     )
     push_data.add_argument("path", metavar="DIR", help="a folder written by DatasetDict.save_to_disk")
     push_data.add_argument("--repo-id", required=True, metavar="USER/NAME", help="the Hub dataset repo")
-    push_data.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
-    push_data.add_argument("--token", default=None, help="Hub token with write access (default: HF_TOKEN or `hf auth login`)")
+    push_data.add_argument(
+        "--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)"
+    )
+    push_data.add_argument(
+        "--token", default=None, help="Hub token with write access (default: HF_TOKEN or `hf auth login`)"
+    )
     push_data.add_argument("--commit-message", default=None, help="commit message")
     push_data.set_defaults(func=run_push_dataset)
 
@@ -83,6 +91,8 @@ def run_push_dataset(args) -> int:
     from .hub import push_dataset
 
     print(f"Pushing the dataset in {args.path} to {args.repo_id}")
-    url = push_dataset(args.path, args.repo_id, private=args.private, token=args.token, commit_message=args.commit_message)
+    url = push_dataset(
+        args.path, args.repo_id, private=args.private, token=args.token, commit_message=args.commit_message
+    )
     print(f"Done: {url}")
     return 0

@@ -97,7 +97,9 @@ def check_online() -> None:
     from huggingface_hub import constants
 
     if constants.is_offline_mode():
-        raise HubError("HF_HUB_OFFLINE is set, so nothing can be pushed: unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE).")
+        raise HubError(
+            "HF_HUB_OFFLINE is set, so nothing can be pushed: unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE)."
+        )
 
 
 def check_can_push(repo_id: str, token: str | None = None) -> str:
@@ -146,7 +148,8 @@ def _check_model_files(folder: Path) -> dict:
     config = _read_json(folder / "config.json", "the model config")
     if not list(folder.glob("*.safetensors")):
         raise HubError(
-            f"{folder} has no safetensors weights (model.safetensors): save the model with model.save_pretrained({str(folder)!r})."
+            f"{folder} has no safetensors weights (model.safetensors): save the model with "
+            f"model.save_pretrained({str(folder)!r})."
         )
     for target in (config.get("auto_map") or {}).values():
         target = target[0] if isinstance(target, (list, tuple)) else target
@@ -172,7 +175,9 @@ def _adapter_base(folder: Path, base_repo_id: str | None) -> tuple[dict, str, Pa
     """Check an adapter folder; returns (adapter config, base repo id to publish, local base folder to push)."""
     adapter_config = _read_json(folder / "adapter_config.json", "the adapter config")
     if not any((folder / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
-        raise HubError(f"{folder} has adapter_config.json but no adapter_model.safetensors: save with model.save_pretrained(...).")
+        raise HubError(
+            f"{folder} has adapter_config.json but no adapter_model.safetensors: save with model.save_pretrained(...)."
+        )
     base = adapter_config.get("base_model_name_or_path") or ""
     local_base = None
     for candidate in (Path(base), folder / base):
@@ -228,7 +233,9 @@ def _hub_ids(values, *relative_to: Path) -> list[str]:
 
 def _metric_rows(metrics: dict) -> list[tuple[str, dict]]:
     """(split, scalar metrics) rows from an evaluation's metrics.json (one split or many under `splits`)."""
-    splits = metrics.get("splits") if isinstance(metrics.get("splits"), dict) else {metrics.get("split", "test"): metrics}
+    splits = (
+        metrics.get("splits") if isinstance(metrics.get("splits"), dict) else {metrics.get("split", "test"): metrics}
+    )
     rows = []
     for split, values in splits.items():
         if isinstance(values, dict):
@@ -251,7 +258,10 @@ def _evaluation_section(metrics: dict) -> str:
     if metrics.get("dataset"):
         lines += [f"On `{metrics['dataset']}` (greedy decoding, exact match of the final answer):", ""]
     lines += ["| split | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    lines += ["| " + split + " | " + " | ".join(_format_number(values.get(c, "")) for c in columns) + " |" for split, values in rows]
+    lines += [
+        "| " + split + " | " + " | ".join(_format_number(values.get(c, "")) for c in columns) + " |"
+        for split, values in rows
+    ]
     per_type = metrics.get("accuracy_per_type")
     if isinstance(per_type, dict) and per_type:
         lines += ["", "Accuracy per problem type:", "", "| type | accuracy |", "|---|---|"]
@@ -264,7 +274,8 @@ def _eval_results(metrics: dict, dataset_ids: list[str]):
     from huggingface_hub import EvalResult
 
     dataset = metrics.get("dataset")
-    dataset = dataset if isinstance(dataset, str) and _looks_like_repo_id(dataset) else (dataset_ids[0] if dataset_ids else None)
+    if not (isinstance(dataset, str) and _looks_like_repo_id(dataset)):  # a local path: use the recipe's dataset
+        dataset = dataset_ids[0] if dataset_ids else None
     if dataset is None:
         return None
     results = []
@@ -302,7 +313,7 @@ def _usage(repo_id: str, adapter: bool, remote_code: bool, tokenizer_repo: str) 
     generate = (
         f'inputs = tokenizer("{EXAMPLE_PROMPT}", return_tensors="pt")\n'
         "outputs = model.generate(**inputs, max_new_tokens=32, do_sample=False)\n"
-        'print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n'
+        "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n"
     )
     note = ""
     if adapter:
@@ -351,8 +362,12 @@ def build_model_card(
     remote_code = bool(config.get("auto_map"))
     if adapter:  # the base model's config decides; a base we cannot see is assumed to be a MathGPT (remote code)
         base_config = Path(config.get("base_model_name_or_path") or "") / "config.json"
-        remote_code = bool(_read_json(base_config, "the base config").get("auto_map")) if base_config.is_file() else True
+        remote_code = (
+            bool(_read_json(base_config, "the base config").get("auto_map")) if base_config.is_file() else True
+        )
     model_name = repo_id.split("/")[-1]
+    # An adapter folder without tokenizer files: its users load the base model's tokenizer.
+    tokenizer_repo = repo_id if not adapter or _has_tokenizer(folder) else (base_model or repo_id)
 
     tags = ["mathalign", "arithmetic"]
     tags += ["peft", "lora"] if adapter else []
@@ -381,7 +396,7 @@ def build_model_card(
         f"{what} trained with mathalign on verifiable arithmetic problems"
         + (f" (data: {', '.join(f'`{d}`' for d in datasets)})." if datasets else "."),
         "",
-        _usage(repo_id, adapter, remote_code, repo_id if not adapter or _has_tokenizer(folder) else (base_model or repo_id)),
+        _usage(repo_id, adapter, remote_code, tokenizer_repo),
     ]
     if metrics:
         section = _evaluation_section(metrics)
@@ -494,20 +509,40 @@ def _describe_failure(err: Exception, repo_id: str, retry: str) -> HubError:
         said = (http.server_message or "").strip().splitlines()
         said = f" ({said[0]})" if said else ""
         if status == 401:
-            return HubError(f"{endpoint} rejected the token (401){said}: set HF_TOKEN to a valid token with write access or run `hf auth login`.")
+            return HubError(
+                f"{endpoint} rejected the token (401){said}: set HF_TOKEN to a valid token with write access or "
+                "run `hf auth login`."
+            )
         if status == 403:
-            return HubError(f"no write access to {repo_id} (403){said}: use a token with write access to its namespace, or your own USER/NAME.")
+            return HubError(
+                f"no write access to {repo_id} (403){said}: use a token with write access to its namespace, or "
+                "your own USER/NAME."
+            )
         if status == 404:
-            return HubError(f"{repo_id} was not found on {endpoint} (404){said}: check the repo id and that the token can see it.")
+            return HubError(
+                f"{repo_id} was not found on {endpoint} (404){said}: check the repo id and that the token can see it."
+            )
         if status >= 500:
-            return HubError(f"{endpoint} failed while pushing to {repo_id} (HTTP {status}){said}; your local files are kept: retry later with `{retry}` (files already uploaded are skipped).")
-        return HubError(f"pushing to {repo_id} failed (HTTP {status}){said}: {retry!r} after fixing the cause.")
-    if any(isinstance(e, (ConnectionError, TimeoutError)) or re.search("Connect|Timeout", type(e).__name__) for e in chain):
-        return HubError(f"cannot reach {endpoint} ({type(err).__name__}): check your connection or HF_ENDPOINT, then retry `{retry}`.")
-    return HubError(f"pushing to {repo_id} failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            return HubError(
+                f"{endpoint} failed while pushing to {repo_id} (HTTP {status}){said}; your local files are kept: "
+                f"retry later with `{retry}` (files already uploaded are skipped)."
+            )
+        return HubError(f"pushing to {repo_id} failed (HTTP {status}){said}: fix the cause, then retry `{retry}`.")
+    if any(
+        isinstance(e, (ConnectionError, TimeoutError)) or re.search("Connect|Timeout", type(e).__name__) for e in chain
+    ):
+        return HubError(
+            f"cannot reach {endpoint} ({type(err).__name__}): check your connection or HF_ENDPOINT, "
+            f"then retry `{retry}`."
+        )
+    return HubError(
+        f"pushing to {repo_id} failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    )
 
 
-def _commit_folder(api, folder: Path, repo_id: str, repo_type: str, private: bool, message: str, extra: dict[str, bytes]):
+def _commit_folder(
+    api, folder: Path, repo_id: str, repo_type: str, private: bool, message: str, extra: dict[str, bytes]
+):
     """Create the repo if needed and commit `folder` (minus clutter) plus `extra` {path: bytes} in one commit."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
@@ -561,15 +596,23 @@ def push_model(
         adapter_config, base_id, local_base = _adapter_base(folder, base_repo_id)
         if base_id != adapter_config.get("base_model_name_or_path"):
             # Point the *uploaded* config at the Hub copy of the base; the local file keeps its local path.
-            extra["adapter_config.json"] = (json.dumps({**adapter_config, "base_model_name_or_path": base_id}, indent=2) + "\n").encode()
+            extra["adapter_config.json"] = (
+                json.dumps({**adapter_config, "base_model_name_or_path": base_id}, indent=2) + "\n"
+            ).encode()
         base_model = base_model or base_id
     else:
         _check_model_files(folder)
         if not _has_tokenizer(folder):
-            warnings.warn(f"{folder} has no tokenizer files: the card's usage snippet needs one (tokenizer.save_pretrained({str(folder)!r})).", stacklevel=2)
+            warnings.warn(
+                f"{folder} has no tokenizer files: the card's usage snippet needs one "
+                f"(tokenizer.save_pretrained({str(folder)!r})).",
+                stacklevel=2,
+            )
     check_online()
 
-    extra["README.md"] = write_model_card(folder, repo_id, run_dir=run_dir, base_model=base_model, datasets=datasets).encode()
+    extra["README.md"] = write_model_card(
+        folder, repo_id, run_dir=run_dir, base_model=base_model, datasets=datasets
+    ).encode()
 
     from huggingface_hub import HfApi
 
@@ -578,7 +621,10 @@ def push_model(
         push_model(local_base, base_repo_id, private=private, token=token)
     elif adapter:
         _check_base_on_hub(api, base_id, repo_id)
-    message = commit_message or f"Upload {folder.name if folder.name not in ('model', 'final') else run_dir.name} with mathalign"
+    message = (
+        commit_message
+        or f"Upload {folder.name if folder.name not in ('model', 'final') else run_dir.name} with mathalign"
+    )
     try:
         url = _commit_folder(api, folder, repo_id, "model", private, message, extra)
     except Exception as err:  # network/server failures become one actionable line
@@ -625,7 +671,9 @@ def push_dataset(
     if source is not None:
         _check_saved_dataset(source)
     elif not isinstance(dataset, (Dataset, DatasetDict)):
-        raise HubError(f"push_dataset takes a DatasetDict, a Dataset or a save_to_disk folder, not {type(dataset).__name__}.")
+        raise HubError(
+            f"push_dataset takes a DatasetDict, a Dataset or a save_to_disk folder, not {type(dataset).__name__}."
+        )
     check_repo_id(repo_id)
     token = resolve_token(token)
     check_online()

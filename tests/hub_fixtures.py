@@ -29,7 +29,11 @@ def hub_server():
 
 def hub_subprocess_env(server: HubServer, hf_home) -> dict:
     """Environment for a subprocess that uses `server`: endpoint, token, no Xet, online, its own HF cache."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+    }
     env.update(
         HF_ENDPOINT=server.endpoint,
         HF_TOKEN=HUB_TOKEN,

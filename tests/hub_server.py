@@ -379,7 +379,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             private = payload.get("visibility") == "private" or bool(payload.get("private"))
             repo = Repo(type=repo_type, id=repo_id, private=private, created=now_iso())
             gitattributes = DEFAULT_GITATTRIBUTES.encode()
-            self.hub.add_commit(repo, "initial commit", {".gitattributes": self.hub.new_blob(".gitattributes", gitattributes)})
+            self.hub.add_commit(
+                repo, "initial commit", {".gitattributes": self.hub.new_blob(".gitattributes", gitattributes)}
+            )
             self.hub.repos[(repo_type, repo_id)] = repo
         self.send_json({"url": url, "name": repo_id, "id": repo_id})
 
@@ -434,7 +436,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             oid = None
             if existing is not None:
                 oid = existing.sha256 if lfs else existing.git_oid
-            answers.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
+            answers.append(
+                {"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         self.send_json({"files": answers, "commitOid": head.oid})
 
     def route_commit(self, kind, ns, name, rev):
@@ -454,7 +458,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 key, value = line["key"], line["value"]
                 path = value["path"]
                 if key == "file":
-                    data = base64.b64decode(value["content"]) if value.get("encoding") == "base64" else value["content"].encode()
+                    data = (
+                        base64.b64decode(value["content"])
+                        if value.get("encoding") == "base64"
+                        else value["content"].encode()
+                    )
                     files[path] = self.hub.new_blob(path, data, force_lfs=False)
                 elif key == "lfsFile":
                     blob_path = self.hub.blob_dir / value["oid"]
@@ -486,11 +494,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         prefix = base + "/" if base else ""
         entries = []
         for folder in sorted(folders):
-            rest = folder[len(prefix):]
+            rest = folder[len(prefix) :]
             if folder.startswith(prefix) and rest and (recursive or "/" not in rest):
                 entries.append(_folder_entry(folder, commit.files, commit if expand else None))
         for file_path, blob in sorted(commit.files.items()):
-            rest = file_path[len(prefix):]
+            rest = file_path[len(prefix) :]
             if file_path.startswith(prefix) and (recursive or "/" not in rest):
                 entries.append(_file_entry(file_path, blob, commit if expand else None))
         self.send_json(entries)
@@ -525,7 +533,13 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         history = repo.commits[: repo.commits.index(head) + 1]
         self.send_json(
             [
-                {"id": c.oid, "title": c.message, "message": "", "authors": [{"user": repo.id.split("/")[0]}], "date": c.date}
+                {
+                    "id": c.oid,
+                    "title": c.message,
+                    "message": "",
+                    "authors": [{"user": repo.id.split("/")[0]}],
+                    "date": c.date,
+                }
                 for c in reversed(history)
             ]
         )
@@ -587,7 +601,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             else:
                 start, end = int(start), min(int(end) if end else blob.size - 1, blob.size - 1)
             if start >= blob.size:
-                raise HubError(416, "Requested range not satisfiable", headers={"Content-Range": f"bytes */{blob.size}"})
+                raise HubError(
+                    416, "Requested range not satisfiable", headers={"Content-Range": f"bytes */{blob.size}"}
+                )
             headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
             return self.send_bytes(data[start : end + 1], 206, headers)
         self.send_bytes(data, 200, headers)

@@ -17,7 +17,15 @@ from transformers import AutoModelForCausalLM
 
 import mathalign  # noqa: F401  (registers MathGPT with the Auto classes in this process)
 from conftest import make_tiny_model
-from hub_fixtures import HUB_TOKEN, HUB_USER, hub_env, hub_in_process, hub_server, hub_subprocess_env, run_python  # noqa: F401
+from hub_fixtures import (
+    HUB_TOKEN,
+    HUB_USER,
+    hub_env,
+    hub_in_process,
+    hub_server,
+    hub_subprocess_env,
+    run_python,
+)  # noqa: F401
 from mathalign.cli import main as cli_main
 from mathalign.hub import HubError, push_dataset, push_model, resolve_model_dir, write_model_card
 
@@ -45,7 +53,11 @@ METRICS = {
 
 
 def file_digests(folder) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def check_subprocess(result, what: str):
@@ -84,7 +96,9 @@ def adapter_dir(workdir, run_dir):
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(run_dir)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+    config = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False
+    )
     path = workdir / "lora"
     get_peft_model(base, config).save_pretrained(path)
     return path
@@ -92,7 +106,7 @@ def adapter_dir(workdir, run_dir):
 
 @pytest.fixture(scope="module")
 def data_dir(workdir):
-    """mathalign's SFT data (ClassLabel `type`; train, test, test_ood), saved with its dataset card as `mathalign data build`."""
+    """mathalign's SFT data (ClassLabel `type`; train, test, test_ood), saved with its card as `data build` does."""
     from data_builders import core, sft
 
     options = dict(task="arithmetic", num_train=12, num_validation=0, num_test=4, num_test_ood=4, seed=0)
@@ -111,7 +125,9 @@ def failing_dirs(workdir, run_dir, adapter_dir, tiny_tokenizer):
     orphan.mkdir()
     (orphan / "adapter_model.safetensors").write_bytes((adapter_dir / "adapter_model.safetensors").read_bytes())
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    (orphan / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(workdir / "gone")}))
+    (orphan / "adapter_config.json").write_text(
+        json.dumps({**config, "base_model_name_or_path": str(workdir / "gone")})
+    )
     return {"failing": model, "orphan_adapter": orphan}
 
 
@@ -123,7 +139,11 @@ def push_commands(run_dir, adapter_dir, data_dir, folders):
         ("adapter", ["push", str(adapter_dir), "--repo-id", ADAPTER_REPO, "--base-repo-id", MODEL_REPO]),
         ("dataset", ["push-dataset", str(data_dir), "--repo-id", DATA_REPO, "--private"]),
         *[
-            (case, ["push", str(folders[folder]), "--repo-id", repo, "--token", token] + (["--base-repo-id", f"{HUB_USER}/no-such-base"] if folder == "orphan_adapter" else []))
+            (
+                case,
+                ["push", str(folders[folder]), "--repo-id", repo, "--token", token]
+                + (["--base-repo-id", f"{HUB_USER}/no-such-base"] if folder == "orphan_adapter" else []),
+            )
             for case, folder, repo, token, _ in FAILURES
         ],
     ]
@@ -219,8 +239,15 @@ def test_model_loads_without_mathalign_with_identical_logits(downloaded, run_dir
 def test_pushed_files_are_the_model_not_the_run_clutter(published, hub_server, run_dir):
     files = set(hub_server.repos[("model", MODEL_REPO)].head.files)
     expected = {
-        "config.json", "model.safetensors", "generation_config.json", "configuration_mathgpt.py",
-        "modeling_mathgpt.py", "tokenizer.json", "tokenizer_config.json", "README.md", "recipe.yaml",
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "configuration_mathgpt.py",
+        "modeling_mathgpt.py",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "recipe.yaml",
         "eval/metrics.json",
     }
     assert expected <= files
@@ -282,7 +309,9 @@ def test_dataset_round_trip_keeps_rows_features_and_card(downloaded, hub_server,
 
 # ----------------------------------------------------------------------------------------------- failures
 @pytest.mark.parametrize("case, folder, repo_id, token, expected", FAILURES)
-def test_failed_push_is_one_clear_line_and_keeps_local_files(published, hub_server, failing_dirs, case, folder, repo_id, token, expected):
+def test_failed_push_is_one_clear_line_and_keeps_local_files(
+    published, hub_server, failing_dirs, case, folder, repo_id, token, expected
+):
     outcome = published["outcomes"][case]
     message = outcome["stderr"].strip()
     assert outcome["code"] == 2
@@ -304,8 +333,12 @@ def bad_inputs(tmp_path, run_dir, adapter_dir, data_dir):
     no_weights.mkdir()
     (no_weights / "config.json").write_text((run_dir / "config.json").read_text())
     return {
-        "model": run_dir, "empty": tmp_path / "empty", "missing": tmp_path / "missing", "no_weights": no_weights,
-        "adapter": adapter_dir, "data": data_dir,
+        "model": run_dir,
+        "empty": tmp_path / "empty",
+        "missing": tmp_path / "missing",
+        "no_weights": no_weights,
+        "adapter": adapter_dir,
+        "data": data_dir,
     }
 
 
@@ -334,7 +367,9 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("push, folder, repo_id, setup, message", BAD_INPUT)
-def test_bad_input_fails_before_any_network_call(push, folder, repo_id, setup, message, bad_inputs, hub_in_process, monkeypatch):
+def test_bad_input_fails_before_any_network_call(
+    push, folder, repo_id, setup, message, bad_inputs, hub_in_process, monkeypatch
+):
     from huggingface_hub import constants
 
     if setup == "no token":
@@ -390,9 +425,17 @@ README_CASES = [
     # No README yet: the generated card.
     (None, ["<!-- mathalign:card -->", "trust_remote_code=True"], []),
     # peft's empty template: replaced by the generated card.
-    ("# Model Card for Model ID\n\n[More Information Needed]\n", ["<!-- mathalign:card -->"], ["[More Information Needed]"]),
+    (
+        "# Model Card for Model ID\n\n[More Information Needed]\n",
+        ["<!-- mathalign:card -->"],
+        ["[More Information Needed]"],
+    ),
     # A README someone wrote: text kept word for word, metadata completed.
-    ("# My model\n\nHand-written notes.\n", ["Hand-written notes.", "library_name: transformers", "- mathalign"], ["mathalign:card"]),
+    (
+        "# My model\n\nHand-written notes.\n",
+        ["Hand-written notes.", "library_name: transformers", "- mathalign"],
+        ["mathalign:card"],
+    ),
 ]
 
 
