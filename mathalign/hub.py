@@ -59,6 +59,13 @@ RECIPE_FILES = ("recipe.yaml", "recipe.yml")
 METRICS_FILES = ("metrics.json", "eval/metrics.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 CARD_MARKER = "<!-- mathalign:card -->"  # a README carrying it was written by mathalign and is regenerated
+# Cards that tools write on their own (mathalign, peft's template, TRL's checkpoint card, the Trainer's): replaced.
+GENERATED_CARD_SIGNS = (
+    CARD_MARKER,
+    "[More Information Needed]",
+    "It has been trained using [TRL]",
+    "This model card has been generated automatically",
+)
 EXAMPLE_PROMPT = "12+7=?"
 
 
@@ -436,8 +443,9 @@ def write_model_card(
 ) -> str:
     """Write the card a push publishes into `folder/README.md` and return its text.
 
-    mathalign's own cards and the empty templates peft/transformers write are regenerated; a README a person
-    wrote keeps its text and only gets its metadata completed (library, tags, base model, datasets).
+    Cards tools wrote on their own (mathalign's, peft's empty template, the card TRL writes with every checkpoint,
+    the Trainer's) are regenerated; a README a person wrote keeps its text and only gets its metadata completed
+    (library, tags, base model, datasets).
     """
     folder = Path(folder)
     generated = build_model_card(folder, repo_id, run_dir=run_dir, base_model=base_model, datasets=datasets)
@@ -445,7 +453,7 @@ def write_model_card(
     readme = folder / "README.md"
     if readme.is_file():
         existing = readme.read_text()
-        if existing.strip() and CARD_MARKER not in existing and "[More Information Needed]" not in existing:
+        if existing.strip() and not any(sign in existing for sign in GENERATED_CARD_SIGNS):
             text = _merge_into_user_card(existing, generated)
     try:
         readme.write_text(text)

@@ -430,6 +430,12 @@ README_CASES = [
         ["<!-- mathalign:card -->"],
         ["[More Information Needed]"],
     ),
+    # The card TRL writes into output_dir at every checkpoint: replaced.
+    (
+        "# Model Card for run\n\nIt has been trained using [TRL](https://github.com/huggingface/trl).\n",
+        ["<!-- mathalign:card -->"],
+        ["[TRL]"],
+    ),
     # A README someone wrote: text kept word for word, metadata completed.
     (
         "# My model\n\nHand-written notes.\n",
