@@ -151,14 +151,15 @@ class AttentionEntropyCallback(TrainerCallback):
     """Log the mean attention entropy per layer (`attention_entropy/layer_i`) at every logging step.
 
     On every training log (each `logging_steps`), the model reads a fixed small batch of prompts with eager
-    attention, and the entropies join that step's logs and `trainer_state.json`'s `log_history`. For reporters
-    (TensorBoard, trackio) to see the values, the callback must run before them: `attach_to(trainer)` puts it first.
+    attention, and the entropies join that step's logs and `trainer_state.json`'s `log_history`. The tokenizer
+    defaults to the trainer's `processing_class`. For reporters (TensorBoard, trackio) to see the values too, the
+    callback must run before them: `attach_to(trainer)` puts it first (`trainer.add_callback` puts it last).
 
-    >>> AttentionEntropyCallback(["72/4=?", "Evaluate: 5 + (10 - 3)"]).attach_to(trainer)
+    >>> AttentionEntropyCallback(tokenizer, prompts=["72/4=?", "Evaluate: 5 + (10 - 3)"]).attach_to(trainer)
     """
 
-    def __init__(self, prompts: Sequence[str] | None = None, tokenizer=None):
-        self.prompts = list(prompts or DEFAULT_PROBE_PROMPTS)
+    def __init__(self, tokenizer=None, prompts: Sequence[str] | None = None):
+        self.prompts = [str(p) for p in (prompts or DEFAULT_PROBE_PROMPTS)]
         if not self.prompts:
             raise ValueError("AttentionEntropyCallback needs at least one probe prompt.")
         self.tokenizer = tokenizer

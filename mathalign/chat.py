@@ -15,8 +15,8 @@
 
 What you type is routed to a problem family and written in that family's prompt format: anything with `=` is an
 arithmetic question (`72/4=?`, `x-18=21, x=?`, spacing as you like), a bare expression of numbers, operators and
-parentheses becomes `Evaluate: ...`; `--task` forces a family. When the family can solve the prompt itself
-(`task.solve(prompt)`), the model's answer is marked right or wrong.
+parentheses becomes `Evaluate: ...`; `--task` forces a family. When the family can read the prompt as one of its
+problems (arithmetic's nine types, any expression), the model's answer is marked right or wrong.
 """
 
 from __future__ import annotations
@@ -81,20 +81,24 @@ def route(text: str, task: str | None = None) -> tuple[str, str]:
 
 
 def expected_answer(task: str, prompt: str) -> str | None:
-    """The family's own answer to `prompt`, when it can compute one (arithmetic and expressions can)."""
+    """The family's own answer to `prompt`, when it can read the prompt as one of its problems.
+
+    Families that can say which problem a prompt asks offer `from_prompt(prompt) -> Problem | None` (arithmetic);
+    expressions build the problem of any expression string with `from_expression`.
+    """
     from mathalign.tasks import get_task
 
     family = get_task(task)
-    solver = getattr(family, "solve", None)
-    if solver is None and hasattr(family, "from_expression"):  # expressions: the problem of the typed expression
-        solver = lambda p: family.from_expression(re.sub(r"^\s*evaluate\s*:", "", p, flags=re.I)).answer  # noqa: E731
-    if solver is None:
-        return None
     try:
-        answer = solver(prompt)
-    except Exception:  # noqa: BLE001  (a prompt the solver cannot read is simply not checked)
+        if hasattr(family, "from_prompt"):
+            problem = family.from_prompt(prompt)
+        elif hasattr(family, "from_expression"):
+            problem = family.from_expression(re.sub(r"^\s*evaluate\s*:", "", prompt, flags=re.IGNORECASE))
+        else:
+            return None
+    except Exception:  # noqa: BLE001  (a prompt the family cannot read is simply not checked)
         return None
-    return None if answer is None else str(answer)
+    return None if problem is None else str(problem.answer)
 
 
 def reasoning_steps(output: str) -> list[str]:

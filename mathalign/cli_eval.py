@@ -15,7 +15,8 @@ examples:
   mathalign eval runs/sft --data data/sft --out runs/sft/eval          # test (+ test_ood if present)
   mathalign eval runs/sft --data data/sft --split test --num-samples 200
   mathalign eval runs/sft-lora --data test.parquet                     # a LoRA adapter directory
-  mathalign eval runs/sft --data sft                                   # build the `sft` dataset in memory
+  mathalign eval runs/sft --data sft                # build `sft` in memory: 256 test + 256 test_ood rows
+  mathalign eval Qwen/Qwen2.5-0.5B-Instruct --data data/gsm8k --batch-size 16 --num-samples 200
 
 --data takes a `save_to_disk` directory, a parquet/jsonl file (one split), or a builder name. Rows need the
 columns prompt, answer and task (type and difficulty give the per-type and per-difficulty breakdowns).

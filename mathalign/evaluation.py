@@ -41,7 +41,7 @@ OOD_SPLIT = "test_ood"
 DEFAULT_MAX_NEW_TOKENS = {"arithmetic": 32, "expressions": 192, "gsm8k": 512, "aqua": 512}
 FALLBACK_MAX_NEW_TOKENS = 128
 # Small sizes for builders named on the command line (`--data sft`): a quick look, not a benchmark.
-BUILDER_DEFAULT_SIZES = {"num_train": 64, "num_validation": 16, "num_test": 256, "num_test_ood": 256}
+BUILDER_DEFAULT_SIZES = {"num_train": 0, "num_validation": 0, "num_test": 256, "num_test_ood": 256}
 
 _metric = None
 
@@ -169,40 +169,33 @@ def load_eval_dataset(data, build_kwargs: dict | None = None):
 
 
 def _get_builder(name: str):
+    """The data builder module called `name`, or None if there is no such builder."""
     try:
         import data_builders
-    except ImportError:
+    except ImportError:  # installed without the builders
         return None
-    get_builder = getattr(data_builders, "get_builder", None)
-    if get_builder is None:
-        return None
-    try:
-        return get_builder(name)
-    except (KeyError, ValueError):
-        return None
+    return data_builders.get_builder(name) if name in data_builders.BUILDERS else None
 
 
 def _builder_names_hint() -> str:
     try:
         import data_builders
-
-        names = getattr(data_builders, "BUILDERS", None) or getattr(data_builders, "available_builders", lambda: None)()
-        return f" ({', '.join(sorted(names))})" if names else ""
-    except Exception:  # noqa: BLE001  (a hint only)
+    except ImportError:
         return ""
+    return f" ({', '.join(sorted(data_builders.BUILDERS))})"
 
 
 def _build(builder, name: str, build_kwargs: dict | None):
-    """Run a builder with small sizes: only the size options its `build` accepts are passed."""
-    import inspect
-
-    build = getattr(builder, "build", builder)
-    params = inspect.signature(build).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in BUILDER_DEFAULT_SIZES.items() if k in params or takes_any}
-    kwargs.update(build_kwargs or {})
+    """Run a builder for evaluation: no training rows, small test splits (override with `build_kwargs`)."""
+    kwargs = {**BUILDER_DEFAULT_SIZES, **(build_kwargs or {})}
     print(f"Building the {name!r} dataset in memory ({', '.join(f'{k}={v}' for k, v in kwargs.items())}) ...")
-    return build(**kwargs)
+    try:
+        return builder.build(**kwargs)
+    except ValueError as err:
+        if "num_test_ood" not in str(err) or "num_test_ood" in (build_kwargs or {}):
+            raise
+        kwargs.pop("num_test_ood")  # datasets adapted from the Hub (gsm8k, aqua) have no out-of-distribution split
+        return builder.build(**kwargs)
 
 
 def resolve_splits(dataset_dict, split=None) -> list[tuple[str, bool]]:
@@ -394,6 +387,11 @@ def evaluate_split(
         return_per_sample=True,
     )
     correct, extracted = metrics.pop("correct"), metrics.pop("extracted")
+    type_feature = dataset.features.get("type")
+    if hasattr(type_feature, "names"):  # list types in the dataset's ClassLabel order, not alphabetically
+        for key in ("accuracy_per_type", "count_per_type"):
+            per = metrics.get(key, {})
+            metrics[key] = {t: per[t] for t in type_feature.names if t in per}
     metrics.update(
         {"max_new_tokens": max_new_tokens, "seconds": round(seconds, 3), "problems_per_second": len(outputs) / seconds}
     )

@@ -290,6 +290,8 @@ def plot_training_curves(trainer_state_path, out_png) -> Path:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if title == "Learning rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+        elif not percent:
+            ax.ticklabel_format(axis="y", useOffset=False)  # "5.6968", not "+5.696" above a 0.0002 axis
         if len(panels[title]) > 1 or title == "Reward":
             ax.legend(frameon=False, fontsize=7)
     fig.suptitle(f"Training curves — {path.resolve().parent.name}", fontsize=12, fontweight="bold")

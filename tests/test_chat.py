@@ -59,6 +59,8 @@ def test_reasoning_steps_and_expected_answer():
     assert reasoning_steps(" The answer is 18.") == []  # no <think>: no steps
     assert expected_answer("expressions", "Evaluate: 5 + (10 - 3)") == "12"  # the family solves it itself
     assert expected_answer("expressions", "Evaluate: 5 / (3 - 3)") == "ERROR"
+    assert expected_answer("arithmetic", "x-18=21, x=?") == "39"
+    assert expected_answer("arithmetic", "1+2+3=?") is None  # none of the nine types: not checked
 
 
 @pytest.mark.parametrize(
@@ -172,7 +174,7 @@ def test_chat_in_a_pseudo_terminal(tiny_model_dir):
         _read_until(master, b"math> ")
         os.write(master, b"x-18=21, x=?\n")
         answer = _read_until(master, b"math> ")
-        assert b"x-18=21, x=?" in answer and b"Answer:" in answer
+        assert b"x-18=21, x=?" in answer and b"Answer:" in answer and b"39" in answer  # checked against 39
         os.write(master, b"!!!\n")
         assert b"Sorry" in _read_until(master, b"math> ")
         os.write(master, b"\x04")  # Ctrl-D

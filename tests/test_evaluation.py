@@ -308,7 +308,7 @@ def test_attention_entropy_callback_logs_during_training(tiny_model, tiny_tokeni
     collator = DataCollatorForLanguageModeling(tiny_tokenizer, mlm=False)
     trainer = Trainer(model=tiny_model, args=args, train_dataset=train, processing_class=tiny_tokenizer,
                       data_collator=collator)
-    AttentionEntropyCallback(["3+4=?", "x-18=21, x=?"]).attach_to(trainer)
+    AttentionEntropyCallback(prompts=["3+4=?", "x-18=21, x=?"]).attach_to(trainer)  # tokenizer: the trainer's
     trainer.train()
     logged = [e for e in trainer.state.log_history if "loss" in e]
     assert len(logged) == 2
