@@ -42,6 +42,9 @@ def build(progress: bool | None = None, **options) -> DatasetDict:
                                  progress)
 
 
+build.__signature__ = adapted.core.keyword_signature(AquaOptions, family.AquaSpec)
+
+
 def add_arguments(parser) -> None:
     adapted.add_arguments(parser, NAME, AquaOptions)
 

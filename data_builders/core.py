@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import inspect
 import json
 import random
 import shlex
@@ -116,6 +117,23 @@ def resolve_options(options_class: type, raw: dict[str, Any]):
             spec_kwargs[family][name] = value
     specs = {family: get_task(family).make_spec(**kwargs) for family, kwargs in spec_kwargs.items()}
     return options, specs
+
+
+def keyword_signature(*classes: type) -> inspect.Signature:
+    """The keyword-only signature `build(**options)` really has (fields of `classes`, then `progress`), so that
+    `help(build)` and `inspect.signature(build)` list every option with its default."""
+    params, seen = [], set()
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if f.init and f.name not in seen:
+                seen.add(f.name)
+                params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default))
+    params.append(inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=None))
+    return inspect.Signature(params, return_annotation=DatasetDict)
+
+
+def generated_signature(options_class: type) -> inspect.Signature:
+    return keyword_signature(options_class, *(get_task(f).spec_class for f in GENERATIVE_TASKS))
 
 
 def _spec_fields(family: str) -> list[str]:
@@ -231,12 +249,14 @@ def plan_quotas(options: BuildOptions, specs: dict[str, Any]) -> dict[str, dict[
         for type, w in specs[family].type_weights.items():
             weights[(family, type)] = share * w
     quotas = {split: allocate(n, weights) for split, n in options.sizes.items() if n}
-    for label in weights:
-        family, type = label
+    for family, type in weights:
         task = get_task(family)
-        for splits, spec in ((IN_DISTRIBUTION, specs[family]), (("test_ood",), _ood(specs[family]))):
-            wanted = sum(quotas.get(split, {}).get(label, 0) for split in splits)
-            available = task.num_distinct(spec, type) if wanted else None
+        for splits in (IN_DISTRIBUTION, ("test_ood",)):
+            wanted = sum(quotas.get(split, {}).get((family, type), 0) for split in splits)
+            if not wanted:
+                continue
+            spec = specs[family].ood() if splits == ("test_ood",) else specs[family]
+            available = task.num_distinct(spec, type)
             if available is not None and wanted > available:
                 names = " + ".join(SIZE_FIELDS[s] for s in SPLITS if s in splits and s in quotas)
                 raise ValueError(
@@ -244,10 +264,6 @@ def plan_quotas(options: BuildOptions, specs: dict[str, Any]) -> dict[str, dict[
                     f"{_short_spec(spec)} has only {available}; lower {names} or widen the spec"
                 )
     return quotas
-
-
-def _ood(spec):
-    return spec.ood()
 
 
 def _short_spec(spec) -> str:
@@ -270,7 +286,7 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
             rng = random.Random(f"mathalign:{options.seed}:{split}")
             rows: list[tuple[str, Problem]] = []
             for (family, type), count in quotas[split].items():
-                spec = specs[family] if split != "test_ood" else _ood(specs[family])
+                spec = specs[family].ood() if split == "test_ood" else specs[family]
                 rows += _draw_unique(get_task(family), family, type, spec, count, seen[family], rng, bar, split)
             rng.shuffle(rows)
             out[split] = rows

@@ -43,6 +43,9 @@ def build(progress: bool | None = None, **options) -> DatasetDict:
     return adapted.build_adapted(NAME, options, spec, read, progress)
 
 
+build.__signature__ = adapted.core.keyword_signature(GSM8KOptions, family.GSM8KSpec)
+
+
 def add_arguments(parser) -> None:
     adapted.add_arguments(parser, NAME, GSM8KOptions)
 

@@ -78,6 +78,9 @@ def build(progress: bool | None = None, **options) -> DatasetDict:
     return core.build_generated(NAME, PreferenceOptions, options, rows, FEATURES, progress)
 
 
+build.__signature__ = core.generated_signature(PreferenceOptions)
+
+
 def add_arguments(parser) -> None:
     core.add_generation_arguments(parser, PreferenceOptions)
 

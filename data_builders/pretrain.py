@@ -28,6 +28,9 @@ def build(progress: bool | None = None, **options) -> DatasetDict:
     return core.build_generated(NAME, core.BuildOptions, options, rows, FEATURES, progress)
 
 
+build.__signature__ = core.generated_signature(core.BuildOptions)
+
+
 def add_arguments(parser) -> None:
     core.add_generation_arguments(parser, core.BuildOptions)
 
