@@ -172,10 +172,15 @@ def _check_model_files(folder: Path) -> dict:
 
 
 def _looks_like_repo_id(name: str, *relative_to: Path) -> bool:
-    """A Hub id rather than a local folder: USER/NAME shaped and not an existing path."""
+    """A Hub id rather than a local folder: USER/NAME shaped and not an existing path.
+
+    Relative paths in a recipe (`runs/pretrain`) are looked for from the working directory and from every folder
+    above the run, so a push from elsewhere still recognises them as local.
+    """
     if not name or not REPO_ID_RE.match(name) or name.startswith((".", "/")):
         return False
-    return not any((base / name).exists() for base in (Path.cwd(), *relative_to))
+    bases = [Path.cwd()] + [p for base in relative_to for p in (base, *base.resolve().parents)]
+    return not any((base / name).exists() for base in dict.fromkeys(bases))
 
 
 def _adapter_base(folder: Path, base_repo_id: str | None) -> tuple[dict, str, Path | None]:
