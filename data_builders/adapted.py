@@ -31,6 +31,8 @@ STYLE_FEATURES = {
 class AdapterOptions:
     source: str = option("", "Hub dataset id, or a local json/jsonl/parquet file or folder with <split>.* files "
                          "(subclasses set the family's Hub id)")
+    config: str | None = option(None, "Hub dataset config (default: the family's, e.g. main for openai/gsm8k)",
+                                type=str)
     style: str = option("sft", "row format: sft (prompt/completion) or rl (prompt + gold answer)", choices=STYLES)
     num_train: int | None = option(None, "rows in train (default: all)", type=int)
     num_validation: int | None = option(None, "rows in validation (default: all)", type=int)

@@ -15,6 +15,7 @@ In Python: `data_builders.aqua.build(source="deepmind/aqua_rat", style="rl")`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from datasets import DatasetDict
@@ -38,8 +39,8 @@ class AquaOptions(adapted.AdapterOptions):
 def build(progress: bool | None = None, **options) -> DatasetDict:
     """AQuA-RAT train/validation/test as sft- or rl-style rows; `options` are AquaOptions fields."""
     options, spec = adapted.resolve(NAME, AquaOptions, options)
-    return adapted.build_adapted(NAME, options, spec, lambda split: family.load_rows(options.source, split),
-                                 progress)
+    read = functools.partial(family.load_rows, options.source, config=options.config)
+    return adapted.build_adapted(NAME, options, spec, lambda split: read(split=split), progress)
 
 
 build.__signature__ = adapted.core.keyword_signature(AquaOptions, family.AquaSpec)

@@ -15,6 +15,7 @@ In Python: `data_builders.gsm8k.build(source="openai/gsm8k", style="rl", num_tra
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from datasets import DatasetDict
@@ -39,7 +40,8 @@ class GSM8KOptions(adapted.AdapterOptions):
 def build(progress: bool | None = None, **options) -> DatasetDict:
     """GSM8K train/validation/test as sft- or rl-style rows; `options` are GSM8KOptions and GSM8KSpec fields."""
     options, spec = adapted.resolve(NAME, GSM8KOptions, options)
-    read = adapted.held_out_reader(family.load_rows, options.source, options.num_validation or 0, options.seed)
+    load = functools.partial(family.load_rows, config=options.config)
+    read = adapted.held_out_reader(load, options.source, options.num_validation or 0, options.seed)
     return adapted.build_adapted(NAME, options, spec, read, progress)
 
 

@@ -38,6 +38,7 @@ STEP_KEYS = ("expression", "problem", "solution", "answer")
 PREFERENCE_FEATURES = {"prompt": Value("string"), "chosen": Value("string"), "rejected": Value("string")}
 SFT_FEATURES = {"prompt": Value("string"), "completion": Value("string")}
 FAMILY_ORDER = ("arithmetic", "expressions")
+COMMON_COLUMNS = ("task", "type", "difficulty", "answer", "key")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -60,7 +61,8 @@ def read_pos_neg_pairs(path: str | Path) -> list[dict]:
     for i, pair in enumerate(pairs):
         missing = [k for k in PAIR_KEYS if not isinstance(pair, dict) or not isinstance(pair.get(k), str)]
         if missing:
-            raise ValueError(f"{path}: pair {i} has no string {missing} (keys: {sorted(pair) if isinstance(pair, dict) else pair!r})")
+            found = sorted(pair) if isinstance(pair, dict) else repr(pair)
+            raise ValueError(f"{path}: pair {i} has no string {missing} (found: {found})")
     return pairs
 
 
@@ -79,8 +81,8 @@ def split_prompt(positive: str, negative: str, question: str | None = None) -> t
 
 
 def pairs_to_preference_rows(pairs: list[dict], source: str = "pairs", strict: bool = True):
-    """(columns, families): prompt/chosen/rejected + task/type/difficulty/answer/key. Arithmetic and expression prompts are
-    recognised and checked (positive right, negative wrong); other prompts keep `type` unlabeled (-1)."""
+    """(columns, families): prompt/chosen/rejected + task/type/difficulty/answer/key. Arithmetic and expression
+    prompts are recognised and checked (positive right, negative wrong); other prompts keep `type` unlabeled (-1)."""
     rows = []
     for i, pair in enumerate(pairs):
         try:
@@ -90,7 +92,7 @@ def pairs_to_preference_rows(pairs: list[dict], source: str = "pairs", strict: b
                 raise ValueError(f"{source}: pair {i}: {err}") from None
     families = [f for f in FAMILY_ORDER if any(r["task"] == f for r in rows)] or ["arithmetic"]
     index = {name: i for i, name in enumerate(core.type_names(families))}
-    columns: dict[str, list] = {name: [] for name in [*PREFERENCE_FEATURES, "task", "type", "difficulty", "answer", "key"]}
+    columns: dict[str, list] = {name: [] for name in [*PREFERENCE_FEATURES, *COMMON_COLUMNS]}
     for row in rows:
         row["type"] = index.get(row["type"], -1)
         for name in columns:
@@ -186,7 +188,7 @@ def steps_to_sft_rows(rows: list[dict], source: str = "steps", strict: bool = Tr
     """Columns prompt/completion + task/type/difficulty/answer/key; the answer must agree with the expression."""
     task = get_task("expressions")
     index = {name: i for i, name in enumerate(task.types)}
-    columns: dict[str, list] = {name: [] for name in [*SFT_FEATURES, "task", "type", "difficulty", "answer", "key"]}
+    columns: dict[str, list] = {name: [] for name in [*SFT_FEATURES, *COMMON_COLUMNS]}
     for number, row in enumerate(rows):
         problem = task.from_expression(str(row["expression"]))
         given = task.canonical_answer(row["answer"])
@@ -198,7 +200,8 @@ def steps_to_sft_rows(rows: list[dict], source: str = "steps", strict: bool = Tr
         completion = from_seed_solution(row["solution"])
         if not task.check(completion, problem.answer):
             if strict:
-                raise ValueError(f"{source}: row {number}: the solution does not end in 'Final Result: {problem.answer}'")
+                raise ValueError(
+                    f"{source}: row {number}: the solution does not end in 'Final Result: {problem.answer}'")
             continue
         columns["prompt"].append(task.normalize_prompt(str(row["problem"])))
         columns["completion"].append(completion)
@@ -223,7 +226,7 @@ def export_steps_jsonl(dataset: Dataset, path: str | Path | None = None) -> list
     for row in dataset:
         if row.get("task", "expressions") != "expressions":
             continue
-        expression = row["prompt"][len(ex.PROMPT_PREFIX):] if row["prompt"].startswith(ex.PROMPT_PREFIX) else row["prompt"]
+        expression = row["prompt"].removeprefix(ex.PROMPT_PREFIX)
         answer, completion = ex.solve(expression)
         completion = row.get("completion") or completion
         out.append({"expression": expression, "problem": row["prompt"], "solution": to_seed_solution(completion),

@@ -344,7 +344,8 @@ def test_convert_cli(tmp_path):
     args.func(args)
     assert load_from_disk(str(tmp_path / "dpo"))["train"].num_rows == 2
     assert "import-pairs" in (tmp_path / "dpo" / "README.md").read_text()
-    args = parser.parse_args(["data", "convert", "export-pairs", str(tmp_path / "dpo"), "--out", str(tmp_path / "p.json")])
+    args = parser.parse_args(["data", "convert", "export-pairs", str(tmp_path / "dpo"),
+                              "--out", str(tmp_path / "p.json")])
     args.func(args)
     assert json.loads((tmp_path / "p.json").read_text())[0]["positive"] == SEED_PAIRS[0]["positive"]
 

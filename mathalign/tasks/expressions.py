@@ -79,8 +79,8 @@ class ExpressionsSpec:
                 f"num_operands {self.num_operands} cannot fit in max_depth={self.max_depth} "
                 f"(at most {2**self.max_depth} operands); raise max_depth or lower num_operands"
             )
-        if isinstance(self.operators, str):
-            self.operators = tuple(self.operators.replace(",", " ").split()) or tuple(self.operators)
+        if isinstance(self.operators, str):  # "+-*/", "+ - * /" or "+,-"
+            self.operators = tuple(ch for ch in self.operators if ch not in " ,")
         self.operators = tuple(self.operators)
         bad = [op for op in self.operators if op not in OPERATORS]
         if bad or not self.operators:
@@ -93,9 +93,11 @@ class ExpressionsSpec:
             self.invalid_kinds = tuple(self.invalid_kinds)
             bad = [k for k in self.invalid_kinds if k not in INVALID_KINDS]
             if bad or not self.invalid_kinds:
-                raise ValueError(f"invalid_kinds must be a non-empty subset of {INVALID_KINDS}, got {self.invalid_kinds!r}")
+                raise ValueError(
+                    f"invalid_kinds must be a non-empty subset of {INVALID_KINDS}, got {self.invalid_kinds!r}")
         if not _is_int(self.max_abs_value) or self.max_abs_value < max(abs(n) for n in self.num_range):
-            raise ValueError(f"max_abs_value must be an integer >= every number in num_range, got {self.max_abs_value!r}")
+            raise ValueError(
+                f"max_abs_value must be an integer >= every number in num_range, got {self.max_abs_value!r}")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -540,7 +542,6 @@ class ExpressionsTask(Task):
     # -- malformed expressions -----------------------------------------------------------------------------------
 
     def _invalid(self, rng: random.Random, spec: ExpressionsSpec, kind: str) -> Problem:
-        lo, hi = spec.num_range
         if kind == "division_by_zero":
             expression, tree = self._division_by_zero(rng, spec)
         else:
@@ -566,7 +567,10 @@ class ExpressionsTask(Task):
         if base_depth < 0:
             base_n, base_depth = 1, 0  # too shallow a spec for anything but `a / (b - b)`
         base_n = min(base_n, 2**base_depth)
-        base = self.random_tree(rng, spec, num_operands=base_n, max_depth=base_depth) if base_n > 1 else rng.randint(lo, hi)
+        if base_n > 1:
+            base = self.random_tree(rng, spec, num_operands=base_n, max_depth=base_depth)
+        else:
+            base = rng.randint(lo, hi)
         tree = _wrap_random_leaf(rng, base, lambda leaf: ("/", leaf, zero))
         return render(tree), tree
 

@@ -1,7 +1,8 @@
 """GSM8K adapter (the "Math Mind" seed): grade-school word problems whose answers end in `#### N`.
 
     row     {"question": "Natalia sold clips to 48 ...", "answer": "Natalia sold 48/2 = <<48/2=24>>24 ... #### 72"}
-    prompt  "Question: Natalia sold clips to 48 ...\\nSolve step by step and end with the final answer as \\"#### <number>\\".\\nAnswer:"
+    prompt  "Question: Natalia sold clips to 48 ...\\nSolve step by step and end with the final answer as
+             \\"#### <number>\\".\\nAnswer:"
     target  " Natalia sold 48/2 = 24 ...\\n#### 72"         answer "72"
 
 The problems come from the dataset, so this family has no `generate`; `load_rows` reads `openai/gsm8k` (config
@@ -45,7 +46,8 @@ class GSM8KTask(Task):
     spec_class = GSM8KSpec
 
     def generate(self, rng: random.Random, spec=None) -> Problem:
-        raise NotImplementedError("gsm8k problems come from the dataset: use load_rows(source, split) and from_row(row)")
+        raise NotImplementedError(
+            "gsm8k problems come from the dataset: use load_rows(source, split) and from_row(row)")
 
     load_rows = staticmethod(load_rows)
 
