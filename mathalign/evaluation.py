@@ -447,7 +447,8 @@ def evaluate_model(
         model_or_path: a checkpoint directory, a LoRA adapter directory, a Hub id, or a model (then pass `tokenizer`).
         dataset: a DatasetDict/Dataset, a `save_to_disk` directory, a parquet/jsonl file, or a builder name.
         split: `None` for `test` plus `test_ood` when present; a name, a comma-separated string or a list.
-        num_samples: evaluate a seeded random subset of this many rows per split (all rows when None).
+        num_samples: evaluate a seeded random subset of this many rows per split (all rows when None); more rows
+            than a split named in `split` holds is an error, a default `test_ood` that is smaller is used whole.
         max_new_tokens: default: the longest gold completion + 25% (or a per-family default without completions).
         out_dir: where to write `metrics.json`, `samples.jsonl`, `report.md` and the PNG plots.
         trainer_state: a `trainer_state.json` to plot training curves from (default: found next to the checkpoint).
@@ -472,12 +473,11 @@ def evaluate_model(
     first = next(iter(per_split))
     result = {
         "model": _describe(model_or_path, model),
-        "dataset": dataset if isinstance(dataset, (str, os.PathLike)) else type(dataset).__name__,
+        "dataset": str(dataset) if isinstance(dataset, (str, os.PathLike)) else type(dataset).__name__,
         "split": first,
         **per_split[first],
         "splits": per_split,
     }
-    result["dataset"] = str(result["dataset"])
     if out_dir is not None:
         from mathalign.report import find_trainer_state, write_report
 
