@@ -47,6 +47,7 @@ def test_arithmetic_targets_check_against_their_answers(style):
             assert problem.type == type
             assert ARITHMETIC.check(problem.target, problem.answer), problem
             assert f"The answer is {problem.answer}" in problem.target  # the sentence every style ends with
+            assert all(verify_steps(problem.target))  # scratchpad steps (`47*30=1410, ...`) are right too
             assert 1 <= problem.difficulty <= 3
             # the canonical prompt is a fixed point, and it names the same problem
             canonical = ARITHMETIC.normalize_prompt(problem.prompt)
