@@ -66,4 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the package module, so `UserError` here is the class other modules raise.
+    from mathalign.cli import main as package_main
+
+    sys.exit(package_main())

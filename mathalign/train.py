@@ -224,6 +224,7 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
     if model_args.model_name_or_path is None and stage in ("dpo", "grpo"):
         logger.warning("%s from a randomly initialised model: set model_name_or_path to an SFT checkpoint.", stage)
 
+    hub_token = check_push_target(training_args)
     data = load_data(script_args)
     train, evaluation = train_and_eval_splits(data, script_args)
     if evaluation is None and training_args.eval_strategy != "no":
@@ -246,7 +247,24 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
     if resume:
         logger.info("Resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
-    return save_run(trainer, result, recipe or {}, training_args)
+    return save_run(trainer, result, recipe or {}, training_args, hub_token)
+
+
+def check_push_target(training_args):
+    """With `push_to_hub: true`, fail on a bad `hub_model_id` or a missing token now, not after training.
+
+    mathalign pushes once at the end with `mathalign.hub.push_model` (card with usage, recipe and remote code)
+    rather than the Trainer's background pushes of every checkpoint, so the Trainer's own pushing is turned off.
+    """
+    if not training_args.push_to_hub:
+        return None
+    from .hub import check_can_push
+
+    if not training_args.hub_model_id:
+        raise RecipeError("push_to_hub needs hub_model_id: USER/NAME, the repository to publish to.")
+    token = check_can_push(training_args.hub_model_id, training_args.hub_token)
+    training_args.push_to_hub = False
+    return token
 
 
 def _probe_prompts(train, n: int = 8) -> list[str]:
@@ -254,7 +272,7 @@ def _probe_prompts(train, n: int = 8) -> list[str]:
     return [str(x) for x in train[column][:n]]
 
 
-def save_run(trainer, result, recipe: dict, training_args) -> dict:
+def save_run(trainer, result, recipe: dict, training_args, hub_token=None) -> dict:
     """The shared tail: final model + tokenizer, metrics, trainer state and the recipe that made them."""
     metrics = dict(result.metrics)
     trainer.log_metrics("train", metrics)
@@ -265,8 +283,10 @@ def save_run(trainer, result, recipe: dict, training_args) -> dict:
     if trainer.accelerator.is_main_process:
         out = Path(training_args.output_dir)
         (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-        if training_args.push_to_hub:
-            trainer.push_to_hub()
+        if hub_token is not None:
+            from .hub import push_model
+
+            push_model(out, training_args.hub_model_id, private=bool(training_args.hub_private_repo), token=hub_token)
     return metrics
 
 
