@@ -241,7 +241,7 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
     if script_args.log_attention_entropy:
         from .attention import AttentionEntropyCallback
 
-        trainer.add_callback(AttentionEntropyCallback(tokenizer, prompts=_probe_prompts(train)))
+        AttentionEntropyCallback(tokenizer, prompts=_probe_prompts(train)).attach_to(trainer)  # before logging callbacks
 
     resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
     if resume:
