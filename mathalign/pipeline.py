@@ -40,8 +40,9 @@ def load_pipeline(path) -> dict:
     return pipeline
 
 
-def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[tuple[str, dict]]:
-    """Each stage's recipe with its output_dir and starting model filled in, checked before anything runs."""
+def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[tuple[str, dict, tuple]]:
+    """Each stage's recipe with its output_dir and starting model filled in, parsed (so checked) before anything
+    runs: `(name, recipe, parsed)` where `parsed` is what `train.main` takes."""
     recipes, previous = [], None
     for name, keys in pipeline["stages"].items():
         if not isinstance(keys, dict):
@@ -49,8 +50,8 @@ def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[tuple[str, 
         recipe = {"stage": name, **keys, "output_dir": str(run_dir / name)}
         if previous is not None and "model_name_or_path" not in keys:
             recipe["model_name_or_path"] = str(final_model_dir(run_dir, *previous))
-        parse_recipe([], recipe=recipe, where=f"{where} (stage {name!r})")  # fail now, not an hour in
-        recipes.append((name, recipe))
+        parsed = parse_recipe([], recipe=recipe, where=f"{where} (stage {name!r})")  # fail now, not an hour in
+        recipes.append((name, recipe, parsed))
         previous = (name, bool(recipe.get("use_peft")))
     return recipes
 
@@ -77,7 +78,7 @@ def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> d
     (run_dir / "pipeline.yaml").write_text(yaml.safe_dump({**pipeline, "run_dir": str(run_dir)}, sort_keys=False))
 
     timings, models = {}, {}
-    for index, (name, recipe) in enumerate(recipes, 1):
+    for index, (name, recipe, parsed) in enumerate(recipes, 1):
         output_dir, uses_lora = Path(recipe["output_dir"]), bool(recipe.get("use_peft"))
         final = final_model_dir(run_dir, name, uses_lora)
         print(f"[{index}/{len(recipes)}] {name}: ", end="", flush=True)
@@ -86,7 +87,7 @@ def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> d
         else:
             print(f"training into {output_dir}", flush=True)
             start = time.time()
-            train_stage(*parse_recipe([], recipe=recipe, where=f"{path} (stage {name!r})"))
+            train_stage(*parsed)
             if uses_lora:
                 if final.exists():  # a merge interrupted half-way
                     import shutil

@@ -53,7 +53,7 @@ def load_data(script_args):
 
         if name in data_builders.BUILDERS:
             data = data_builders.get_builder(name).build(**options)
-        elif "/" in name and not name.startswith((".", "/")):
+        elif _looks_like_hub_id(name):
             data = load_dataset(name, script_args.dataset_config)  # a Hub dataset id
         else:
             raise RecipeError(

@@ -90,5 +90,5 @@ def test_the_default_pipeline_parses():
     from mathalign.pipeline import load_pipeline, stage_recipes
 
     pipeline = load_pipeline(find_default_pipeline())
-    names = [name for name, _ in stage_recipes(pipeline, Path("runs/x"), "recipes/pipeline.yaml")]
+    names = [name for name, _, _ in stage_recipes(pipeline, Path("runs/x"), "recipes/pipeline.yaml")]
     assert names == ["pretrain", "sft", "dpo", "grpo"]
