@@ -11,6 +11,7 @@ fails naming the key. On a machine without a GPU the precision and device settin
 
 import dataclasses
 import difflib
+import enum
 import json
 import os
 import types
@@ -263,9 +264,37 @@ def parse_recipe(argv: list[str] | None = None, recipe: dict | None = None, wher
             raise RecipeError(f"`{name}` must be a mapping.")
     if script_args.stage != stage:
         raise RecipeError("set `stage` in the recipe or with --stage, once.")
-    resolved = {**recipe, **{k: getattr(o, k) for o in (script_args, model_args, training_args)
-                             for k in _cli_keys(argv or []) if hasattr(o, k)}}
+    # The keys as the run sees them: the file's, then the command line's as parsed (enums made plain again).
+    resolved = plain_recipe({**recipe, **{k: getattr(o, k) for o in (script_args, model_args, training_args)
+                                          for k in _cli_keys(argv or []) if hasattr(o, k)}})
     return script_args, model_args, training_args, resolved
+
+
+# Keys never written to a run's recipe.yaml: the file is published with the model card.
+SECRET_KEYS = ("hub_token",)
+
+
+def _plain(value):
+    """`value` as YAML-safe data: enums by value, tuples/sets as lists, paths and other objects as strings."""
+    if isinstance(value, enum.Enum):  # TrainingArguments turns strategy/scheduler/optimizer names into enums
+        return _plain(value.value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(_plain(k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # e.g. accelerator_config
+        return _plain(dataclasses.asdict(value))
+    return str(value)  # os.PathLike and anything else a parser may hand back
+
+
+def plain_recipe(recipe: dict) -> dict:
+    """A run's recipe as plain YAML data (what `recipe.yaml` holds): enums become their values, secrets are left out.
+
+    The result reads back with `yaml.safe_load` and parses again with `parse_recipe`.
+    """
+    return {str(key): _plain(value) for key, value in recipe.items() if key not in SECRET_KEYS}
 
 
 def all_keys_help(stage: str) -> str:
@@ -283,4 +312,5 @@ def all_keys_help(stage: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MathAlignArguments", "RecipeError", "STAGES", "load_recipe", "parse_recipe", "training_config_class"]
+__all__ = ["MathAlignArguments", "RecipeError", "STAGES", "load_recipe", "parse_recipe", "plain_recipe",
+           "training_config_class"]

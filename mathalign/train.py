@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from .recipe import RecipeError, parse_recipe
+from .recipe import RecipeError, parse_recipe, plain_recipe
 
 logger = logging.getLogger("mathalign.train")
 
@@ -282,7 +282,7 @@ def save_run(trainer, result, recipe: dict, training_args, hub_token=None) -> di
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
         out = Path(training_args.output_dir)
-        (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+        (out / "recipe.yaml").write_text(yaml.safe_dump(plain_recipe(recipe), sort_keys=False))
         if hub_token is not None:
             from .hub import push_model
 

@@ -258,3 +258,50 @@ def test_two_process_ddp_ends_with_identical_parameters(tmp_path, base_model):
     assert out.returncode == 0, out.stderr[-3000:]
     digests = {p.name: p.read_text() for p in tmp_path.glob("rank*-of-2.txt")}
     assert len(digests) == 2 and len(set(digests.values())) == 1, digests
+
+
+# --- recipe.yaml, launch commands, --help-keys, logging defaults ------------------------------------------------------
+
+def test_recipe_yaml_records_enum_overrides_as_plain_values_that_parse_back(tmp_path, base_model):
+    # Enum-valued keys given on the command line (TrainingArguments turns them into enums) and a list key.
+    overrides = ["--lr_scheduler_type", "constant", "--save_strategy", "no", "--logging_strategy", "steps",
+                 "--optim", "adamw_torch", "--report_to", "none", "--max_steps", "2"]
+    run = train(tmp_path, "sft", *overrides, model_name_or_path=str(base_model))
+    text = (run / "recipe.yaml").read_text()
+    assert "!!python" not in text, text  # plain YAML: readable by any YAML reader, not only PyYAML's unsafe loader
+    written = yaml.safe_load(text)
+    assert written["lr_scheduler_type"] == "constant" and written["save_strategy"] == "no", written
+    assert written["max_steps"] == 2 and written["optim"] == "adamw_torch"
+    # The record is itself a recipe: it parses back to the run's settings.
+    _, _, original, _ = parse_recipe([str(tmp_path / "sft.yaml"), *overrides])
+    _, _, again, _ = parse_recipe([str(run / "recipe.yaml")])
+    for key in ("lr_scheduler_type", "save_strategy", "logging_strategy", "optim", "report_to", "max_steps",
+                "learning_rate", "output_dir"):
+        assert getattr(again, key) == getattr(original, key), key
+
+
+@pytest.mark.parametrize(
+    "value, plain",
+    [
+        (__import__("transformers").trainer_utils.SchedulerType.CONSTANT, "constant"),  # a str enum
+        ([__import__("transformers").trainer_utils.IntervalStrategy.NO], ["no"]),  # enums inside a list
+        ((1, 2.5), [1, 2.5]),  # a tuple becomes a YAML list
+        ({"a": Path("runs/x")}, {"a": "runs/x"}),  # a path inside a mapping
+        (None, None),  # plain values stay as they are
+    ],
+)
+def test_plain_recipe_values_are_safe_yaml(value, plain):
+    from mathalign.recipe import plain_recipe
+
+    converted = plain_recipe({"key": value})
+    assert converted == {"key": plain}
+    assert yaml.safe_load(yaml.safe_dump(converted)) == converted
+
+
+def test_recipe_yaml_never_records_a_hub_token(tmp_path):
+    from mathalign.recipe import plain_recipe
+
+    recipe = write_recipe(tmp_path, "sft")
+    *_, resolved = parse_recipe([str(recipe), "--hub_token", "hf_secret"])
+    assert "hf_secret" not in yaml.safe_dump(plain_recipe(resolved))
+
