@@ -225,6 +225,7 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
         logger.warning("%s from a randomly initialised model: set model_name_or_path to an SFT checkpoint.", stage)
 
     hub_token = check_push_target(training_args)
+    apply_logging_defaults(training_args, recipe)
     data = load_data(script_args)
     train, evaluation = train_and_eval_splits(data, script_args)
     if evaluation is None and training_args.eval_strategy != "no":
@@ -248,6 +249,23 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
         logger.info("Resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
     return save_run(trainer, result, recipe or {}, training_args, hub_token)
+
+
+def apply_logging_defaults(training_args, recipe: dict | None = None) -> None:
+    """Name the project and the run for the logging integrations (Trackio...) unless the recipe names them.
+
+    TrainingArguments would log to project "huggingface" under a random run name; mathalign's runs go to project
+    "mathalign" under their output directory's name, so a pipeline's stages show up as pretrain, sft, dpo, grpo.
+    A key counts as set when the recipe or the command line names it (`recipe` as `parse_recipe` returns it); without
+    that record, when it still holds TrainingArguments' default.
+    """
+    named = set(recipe) if recipe is not None else {
+        key for key, default in (("project", "huggingface"), ("run_name", None))
+        if getattr(training_args, key) != default}
+    if "project" not in named:
+        training_args.project = "mathalign"
+    if "run_name" not in named:
+        training_args.run_name = Path(training_args.output_dir).resolve().name
 
 
 def check_push_target(training_args):

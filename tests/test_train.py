@@ -278,6 +278,9 @@ def test_recipe_yaml_records_enum_overrides_as_plain_values_that_parse_back(tmp_
     for key in ("lr_scheduler_type", "save_strategy", "logging_strategy", "optim", "report_to", "max_steps",
                 "learning_rate", "output_dir"):
         assert getattr(again, key) == getattr(original, key), key
+    # The run was named for the logging integrations: mathalign's project, the output directory's name.
+    ran_with = torch.load(run / "training_args.bin", weights_only=False)
+    assert (ran_with.project, ran_with.run_name) == ("mathalign", "run-sft")
 
 
 @pytest.mark.parametrize(
@@ -305,3 +308,28 @@ def test_recipe_yaml_never_records_a_hub_token(tmp_path):
     *_, resolved = parse_recipe([str(recipe), "--hub_token", "hf_secret"])
     assert "hf_secret" not in yaml.safe_dump(plain_recipe(resolved))
 
+
+@pytest.mark.parametrize(
+    "keys, project, run_name",
+    [
+        ({}, "mathalign", "run-sft"),  # nothing set: mathalign's project, the output directory's name
+        ({"project": "mine"}, "mine", "run-sft"),  # the recipe's project wins
+        ({"run_name": "lr-1e-3"}, "mathalign", "lr-1e-3"),  # the recipe's run name wins
+        ({"project": "huggingface"}, "huggingface", "run-sft"),  # even when it equals TrainingArguments' default
+    ],
+)
+def test_logging_defaults_name_the_project_and_the_run(tmp_path, keys, project, run_name):
+    from mathalign.train import apply_logging_defaults
+
+    *_, training_args, recipe = parse_recipe([str(write_recipe(tmp_path, "sft", **keys))])
+    apply_logging_defaults(training_args, recipe)
+    assert (training_args.project, training_args.run_name) == (project, run_name)
+
+
+def test_logging_defaults_follow_a_command_line_override(tmp_path):
+    from mathalign.train import apply_logging_defaults
+
+    *_, training_args, recipe = parse_recipe([str(write_recipe(tmp_path, "dpo")), "--run_name", "try-2",
+                                              "--output_dir", str(tmp_path / "dpo")])
+    apply_logging_defaults(training_args, recipe)
+    assert (training_args.project, training_args.run_name) == ("mathalign", "try-2")
