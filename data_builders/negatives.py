@@ -4,6 +4,7 @@
     near_miss   " The answer is 19."  for 18                  (off by a little, swapped digits, a tens slip)
     wrong_step  " <think> Step 1: 10 - 3 = 8 Expression now: 5 + 8 ... Final Result: 13"
                                                              (one slip in an intermediate step, carried through)
+    sampled     the model's own wrong answer                 (on-policy: see data_builders.preferences)
 
 Every negative is checked with the family's own `check`; one that would pass becomes a refusal.
 """
@@ -15,7 +16,8 @@ import random
 from mathalign.tasks import Problem, get_task
 from mathalign.tasks import expressions as ex
 
-KINDS = ("refusal", "near_miss", "wrong_step")
+KINDS = ("refusal", "near_miss", "wrong_step", "sampled")
+STATIC_KINDS = KINDS[:3]  # made from the problem alone; `sampled` needs a model
 REFUSAL = " Sorry, I do not know!"
 
 
@@ -39,6 +41,8 @@ def make_negative(family: str, problem: Problem, kind: str, rng: random.Random, 
     that would pass `check` falls back to a refusal."""
     task = get_task(family)
     text, used = None, kind
+    if kind == "sampled":  # needs a model (data_builders.preferences); without one, the closest static kind
+        used = "near_miss"
     if kind == "wrong_step":
         text = _wrong_step(family, problem, rng)
         if text is None:

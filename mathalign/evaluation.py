@@ -267,9 +267,11 @@ def generate_batched(
     use_cache: bool = True,
     progress: bool = True,
     desc: str = "generating",
+    temperature: float | None = None,
 ) -> tuple[list[str], list[int], list[list[int]]]:
-    """Greedy completions of `prompts`: (texts, generated lengths in tokens, generated token ids), in input order.
+    """Completions of `prompts`: (texts, generated lengths in tokens, generated token ids), in input order.
 
+    Greedy by default; with a `temperature` they are sampled (seed torch first for reproducible samples).
     Prompts are sorted by length and left-padded in batches of `batch_size`; each completion stops at eos (the eos
     itself is neither decoded nor counted). `use_cache=False` and `batch_size=1` give the slow reference path.
     """
@@ -297,8 +299,9 @@ def generate_batched(
             attention_mask=attention_mask.to(device),
             max_new_tokens=max_new_tokens,
             min_new_tokens=min_new_tokens,
-            do_sample=False,
+            do_sample=temperature is not None,
             num_beams=1,
+            **({} if temperature is None else {"temperature": temperature, "top_k": 0, "top_p": 1.0}),
             eos_token_id=eos_ids,
             pad_token_id=pad_id,
             use_cache=use_cache,

@@ -34,12 +34,20 @@ REQUIRED_COLUMNS = {
 
 # --- data ----------------------------------------------------------------------------------------------------------
 
-def load_data(script_args):
-    """A DatasetDict from a builder name, a saved directory, a data file or a Hub id."""
+def load_data(script_args, model_name_or_path: str | None = None):
+    """A DatasetDict from a builder name, a saved directory, a data file or a Hub id.
+
+    On-policy preference data (`negatives: [sampled]`) samples the stage's own model unless `negatives_model` is set.
+    """
     from datasets import DatasetDict, load_dataset, load_from_disk
 
     name = script_args.dataset_name or DEFAULT_BUILDER[script_args.stage]
     options = dict(script_args.data_options or {})
+    if name == "preferences" and "sampled" in str(options.get("negatives", "")) and not options.get("negatives_model"):
+        if model_name_or_path is None:
+            raise RecipeError("`sampled` negatives need a model to sample: set model_name_or_path (or "
+                              "data_options.negatives_model).")
+        options["negatives_model"] = model_name_or_path
     path = Path(name)
     if path.is_dir():
         data = load_from_disk(str(path))
@@ -226,7 +234,7 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
 
     hub_token = check_push_target(training_args)
     apply_logging_defaults(training_args, recipe)
-    data = load_data(script_args)
+    data = load_data(script_args, model_args.model_name_or_path)
     train, evaluation = train_and_eval_splits(data, script_args)
     if evaluation is None and training_args.eval_strategy != "no":
         training_args.eval_strategy = "no"

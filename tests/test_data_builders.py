@@ -12,7 +12,7 @@ from datasets import ClassLabel, load_from_disk
 
 import data_builders
 from data_builders import core, seed_formats
-from data_builders.negatives import KINDS
+from data_builders.negatives import KINDS, STATIC_KINDS
 from hub_fixtures import HUB_USER, hub_env, hub_server, run_python  # noqa: F401  (fixtures)
 from mathalign import cli_data
 from mathalign.tasks import get_task
@@ -159,7 +159,7 @@ def test_preference_negatives_are_never_correct_and_every_kind_appears(mixed):
             assert not task.check(row["rejected"], row["answer"]), row
             assert row["rejected"] != row["chosen"]
     kinds = collections.Counter(KINDS[k] for ds in mixed["preferences"].values() for k in ds["negative"])
-    assert set(kinds) == set(KINDS)
+    assert set(kinds) == set(STATIC_KINDS)  # the default: every kind that needs no model
     wrong_steps = [r for ds in mixed["preferences"].values() for r in ds if KINDS[r["negative"]] == "wrong_step"]
     assert all(r["task"] == "expressions" for r in wrong_steps)  # only step-by-step targets have steps to spoil
 
@@ -172,6 +172,29 @@ def test_preference_negatives_selectable():
                                                                          ds["train"]["rejected"]))
     with pytest.raises(ValueError, match="negatives"):
         data_builders.get_builder("preferences").build(**TINY, negatives=("shrug",))
+
+
+def test_sampled_negatives_are_the_models_own_wrong_answers(tiny_model_dir):
+    from mathalign.evaluation import generate_batched, load_model_and_tokenizer
+
+    options = dict(TINY, num_validation=0, num_test=0, num_test_ood=0, negatives=["sampled"],
+                   negatives_model=str(tiny_model_dir), samples_per_prompt=1)
+    ds = data_builders.get_builder("preferences").build(**options)["train"]
+    sampled = [r for r in ds if KINDS[r["negative"]] == "sampled"]
+    assert sampled, "an untrained model gets some problems wrong"
+    model, tokenizer = load_model_and_tokenizer(str(tiny_model_dir))
+    greedy, _, _ = generate_batched(model, tokenizer, [r["prompt"] for r in sampled], max_new_tokens=32)
+    for row, text in zip(sampled, greedy):
+        assert not get_task(row["task"]).check(row["rejected"], row["answer"]), row
+        if not get_task(row["task"]).check(text, row["answer"]) and text.strip():
+            # a wrong greedy answer is the one used (it is what evaluation sees), cut to the builder's token budget
+            assert row["rejected"] and text.startswith(row["rejected"])
+    # rows the model did not get wrong keep a static negative, never a right answer
+    assert all(KINDS[r["negative"]] in ("sampled", "near_miss") for r in ds)
+    again = data_builders.get_builder("preferences").build(**options)["train"]
+    assert again["rejected"] == ds["rejected"]  # same model, same seed: same rows
+    with pytest.raises(ValueError, match="negatives_model"):
+        data_builders.get_builder("preferences").build(**TINY, negatives=["sampled"])
 
 
 def test_spacing_variants_appear_and_normalise_to_the_same_problem():
@@ -360,3 +383,18 @@ def test_push_to_hub_from_the_command_line(hub_server, hub_env, tmp_path):  # no
     assert result.returncode == 0, result.stderr[-2000:]
     readme = hub_server.read_file("dataset", f"{HUB_USER}/mathalign-sft", "README.md").decode()
     assert "mathalign data build sft" in readme and "type_counts" in readme and "data/train-*" in readme
+
+
+def test_training_samples_the_stages_own_model_for_sampled_negatives(tiny_model_dir):
+    from types import SimpleNamespace
+
+    from mathalign.recipe import RecipeError
+    from mathalign.train import load_data
+
+    args = SimpleNamespace(stage="dpo", dataset_name="preferences", dataset_config=None, dataset_train_split="train",
+                           data_options=dict(TINY, num_validation=0, num_test=0, num_test_ood=0,
+                                             negatives=["sampled"], samples_per_prompt=0))
+    data = load_data(args, model_name_or_path=str(tiny_model_dir))
+    assert "sampled" in {KINDS[k] for k in data["train"]["negative"]}
+    with pytest.raises(RecipeError, match="model_name_or_path"):
+        load_data(args, model_name_or_path=None)
