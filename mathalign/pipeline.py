@@ -4,8 +4,9 @@
     python -m mathalign.pipeline recipes/pipeline.yaml --run_dir runs/try
 
 A pipeline file names a `run_dir`, the `evaluation` to run at the end, and `stages`: an ordered mapping of stage
-name -> recipe keys (the same keys as recipes/*.yaml). Each stage starts from the previous stage's model; a LoRA
-stage is merged into a plain checkpoint before the next one starts. A stage whose output exists is skipped, and an
+name -> recipe keys (the same keys as recipes/*.yaml). Each stage starts from the previous stage's model (or from
+the earlier stage named by `start_from`, to compare methods side by side); a LoRA stage is merged into a plain
+checkpoint before the next one starts. A stage whose output exists is skipped, and an
 interrupted stage resumes from its last checkpoint, so re-running the same command continues where it stopped.
 """
 
@@ -43,16 +44,25 @@ def load_pipeline(path) -> dict:
 def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[tuple[str, dict, tuple]]:
     """Each stage's recipe with its output_dir and starting model filled in, parsed (so checked) before anything
     runs: `(name, recipe, parsed)` where `parsed` is what `train.main` takes."""
-    recipes, previous = [], None
+    recipes, previous, finished = [], None, {}
     for name, keys in pipeline["stages"].items():
         if not isinstance(keys, dict):
             raise RecipeError(f"{where}: stage {name!r} must be a mapping of recipe keys.")
+        keys = dict(keys)
+        start_from = keys.pop("start_from", None)
+        if start_from is not None:
+            if start_from not in finished:
+                raise RecipeError(f"{where}: stage {name!r} has start_from: {start_from!r}, which is not an earlier "
+                                  f"stage (earlier stages: {', '.join(finished) or 'none'}).")
+            if "model_name_or_path" in keys:
+                raise RecipeError(f"{where}: stage {name!r} sets both start_from and model_name_or_path; keep one.")
+            previous = finished[start_from]
         recipe = {"stage": name, **keys, "output_dir": str(run_dir / name)}
         if previous is not None and "model_name_or_path" not in keys:
             recipe["model_name_or_path"] = str(final_model_dir(run_dir, *previous))
         parsed = parse_recipe([], recipe=recipe, where=f"{where} (stage {name!r})")  # fail now, not an hour in
         recipes.append((name, recipe, parsed))
-        previous = (name, bool(recipe.get("use_peft")))
+        previous = finished[name] = (name, bool(recipe.get("use_peft")))
     return recipes
 
 

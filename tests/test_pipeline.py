@@ -92,3 +92,32 @@ def test_the_default_pipeline_parses():
     pipeline = load_pipeline(find_default_pipeline())
     names = [name for name, _, _ in stage_recipes(pipeline, Path("runs/x"), "recipes/pipeline.yaml")]
     assert names == ["pretrain", "sft", "dpo", "grpo"]
+
+
+def test_start_from_runs_methods_side_by_side_from_one_model(tmp_path):
+    from mathalign.pipeline import load_pipeline, stage_recipes
+
+    pipeline = yaml.safe_load(tiny_pipeline(tmp_path).read_text())
+    pipeline["stages"]["grpo"]["start_from"] = "sft"  # GRPO from the SFT model, beside DPO rather than after it
+    run = tmp_path / "run"
+    recipes = {name: recipe for name, recipe, _ in stage_recipes(pipeline, run, "x")}
+    assert recipes["dpo"]["model_name_or_path"] == str(run / "sft")
+    assert recipes["grpo"]["model_name_or_path"] == str(run / "sft")
+    assert "start_from" not in recipes["grpo"]  # a pipeline key, not a recipe key
+
+
+@pytest.mark.parametrize(
+    "start_from, extra, message",
+    [
+        ("grpo", {}, "not an earlier stage"),  # a later stage (or a typo) cannot be the start
+        ("sft", {"model_name_or_path": "x"}, "both start_from and model_name_or_path"),  # two starting points
+    ],
+)
+def test_bad_start_from_is_refused(tmp_path, start_from, extra, message):
+    from mathalign.pipeline import stage_recipes
+    from mathalign.recipe import RecipeError
+
+    pipeline = yaml.safe_load(tiny_pipeline(tmp_path).read_text())
+    pipeline["stages"]["dpo"].update(start_from=start_from, **extra)
+    with pytest.raises(RecipeError, match=message):
+        stage_recipes(pipeline, tmp_path / "run", "x")
