@@ -5,17 +5,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 TRAIN_EPILOG = """\
 examples:
   mathalign train recipes/sft.yaml
   mathalign train recipes/dpo.yaml --max_steps 5 --output_dir runs/dpo-try
   mathalign train recipes/grpo.yaml --num_processes 2                  # two-process DDP (CPU: gloo)
-  mathalign train recipes/grpo.yaml --accelerate_config deepspeed_zero2  # recipes/accelerate/<NAME>.yaml
+  mathalign train recipes/grpo.yaml --accelerate_config deepspeed_zero2  # recipes/accelerate/<NAME>.yaml, its 8 GPUs
+  mathalign train recipes/grpo.yaml --accelerate_config fsdp --num_processes 4   # the config on 4 GPUs
 
 the same run, launched by hand (accelerate runs Python modules, not YAML files):
   python -m mathalign.train recipes/dpo.yaml
   accelerate launch -m mathalign.train recipes/dpo.yaml
   accelerate launch --multi_gpu --num_processes 2 -m mathalign.train --config recipes/dpo.yaml
+  accelerate launch --config_file recipes/accelerate/fsdp.yaml --num_processes 4 -m mathalign.train recipes/dpo.yaml
 
 Any recipe key can be overridden as --key value; `mathalign train --help-keys STAGE` lists them all.
 """
@@ -32,7 +36,9 @@ def add_parser(subparsers):
         formatter_class=_raw_formatter(),
     )
     train.add_argument("recipe", nargs="?", help="the recipe YAML file, e.g. recipes/sft.yaml")
-    train.add_argument("--num_processes", type=int, default=1, help="processes to train with (DDP); default 1")
+    train.add_argument("--num_processes", type=int, default=None,
+                       help="processes to train with: DDP without --accelerate_config (default 1); with one, "
+                            "overrides the config's num_processes and keeps its DeepSpeed/FSDP settings")
     train.add_argument("--accelerate_config", default=None,
                        help="an accelerate config: a file path or a name from recipes/accelerate/ "
                             "(cpu, multi_gpu, deepspeed_zero2, deepspeed_zero3, fsdp)")
@@ -69,12 +75,33 @@ def resolve_accelerate_config(name_or_path: str) -> Path:
     raise FileNotFoundError(f"accelerate config {name_or_path!r} not found; give a file or one of {names}.")
 
 
-def accelerate_command(recipe: str | None, extra: list[str], num_processes: int, config: str | None) -> list[str]:
-    """The `accelerate launch ... -m mathalign.train ...` command line for a training run."""
+def _distributed_type(config: Path) -> str | None:
+    try:
+        settings = yaml.safe_load(config.read_text())
+    except yaml.YAMLError:
+        return None  # accelerate reports a broken config itself
+    return str(settings.get("distributed_type")) if isinstance(settings, dict) else None
+
+
+def accelerate_command(recipe: str | None, extra: list[str], num_processes: int | None,
+                       config: str | None) -> list[str]:
+    """The `accelerate launch ... -m mathalign.train ...` command line for a training run.
+
+    Without a config, N > 1 processes run as DDP (`--multi_gpu`: GPUs, or gloo on a CPU-only machine). With a config,
+    only `--num_processes` is passed on: `--multi_gpu` would override the config's DeepSpeed or FSDP setting.
+    """
     command = [sys.executable, "-m", "accelerate.commands.launch"]
     if config:
-        command += ["--config_file", str(resolve_accelerate_config(config))]
-    if num_processes > 1:
+        path = resolve_accelerate_config(config)
+        command += ["--config_file", str(path)]
+        if num_processes is not None:
+            if num_processes > 1 and _distributed_type(path) == "NO":
+                raise ValueError(
+                    f"{path.name} runs a single process (distributed_type: NO); for --num_processes {num_processes} "
+                    "train without --accelerate_config (DDP: GPUs, or gloo on a CPU) or with a multi-process config "
+                    "(multi_gpu, deepspeed_zero2, deepspeed_zero3, fsdp).")
+            command += ["--num_processes", str(num_processes)]
+    elif num_processes is not None and num_processes > 1:
         command += ["--multi_gpu", "--num_processes", str(num_processes)]
     command += ["-m", "mathalign.train"]
     return command + ([recipe] if recipe else []) + extra
@@ -91,7 +118,7 @@ def run_train(args, extra: list[str] | None = None) -> int:
         raise ValueError("give a recipe, e.g. `mathalign train recipes/sft.yaml` (see --help).")
     argv = ([args.recipe] if args.recipe else []) + extra
     parse_recipe(argv)  # every key and value checked here, before a process is launched
-    if args.num_processes <= 1 and not args.accelerate_config:
+    if (args.num_processes or 1) <= 1 and not args.accelerate_config:
         from .train import run
 
         run(argv)

@@ -333,3 +333,49 @@ def test_logging_defaults_follow_a_command_line_override(tmp_path):
                                               "--output_dir", str(tmp_path / "dpo")])
     apply_logging_defaults(training_args, recipe)
     assert (training_args.project, training_args.run_name) == ("mathalign", "try-2")
+
+
+ACCELERATE_CONFIGS = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", ACCELERATE_CONFIGS, ids=lambda p: p.stem)
+def test_a_launch_with_a_config_keeps_its_distributed_type(config):
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+
+    from mathalign.cli_train import accelerate_command
+
+    distributed = yaml.safe_load(config.read_text())["distributed_type"]
+    if distributed == "NO":  # one process by design: asking for more is an error, not a silent single process
+        with pytest.raises(ValueError, match="--num_processes 2.* without --accelerate_config"):
+            accelerate_command("r.yaml", [], 2, config.stem)
+        return
+    command = accelerate_command("r.yaml", ["--max_steps", "5"], 2, config.stem)
+    assert "--multi_gpu" not in command  # it would make accelerate ignore DeepSpeed/FSDP
+    launch_args = command[command.index("accelerate.commands.launch") + 1:]
+    assert launch_args[launch_args.index("--num_processes") + 1] == "2"
+    assert command[-4:] == ["mathalign.train", "r.yaml", "--max_steps", "5"]
+    # accelerate's own reading of the command: the config's distributed type, our number of processes.
+    args, *_ = _validate_launch_command(launch_command_parser().parse_args(launch_args))
+    assert (args.use_deepspeed, args.use_fsdp, args.multi_gpu) == (
+        distributed == "DEEPSPEED", distributed == "FSDP", distributed == "MULTI_GPU")
+    assert args.num_processes == 2
+
+
+@pytest.mark.parametrize(
+    "num_processes, config, expected",
+    [
+        (2, None, ["--multi_gpu", "--num_processes", "2"]),  # no config: DDP on GPUs, or gloo on a CPU
+        (None, "deepspeed_zero2", []),  # config without --num_processes: the config's own number
+        (1, "fsdp", ["--num_processes", "1"]),  # an explicit 1 is passed on as well
+    ],
+)
+def test_launch_flags(num_processes, config, expected):
+    from mathalign.cli_train import accelerate_command
+
+    command = accelerate_command("r.yaml", [], num_processes, config)
+    launch_args = command[command.index("accelerate.commands.launch") + 1: command.index("-m", 3)]
+    if config:
+        assert launch_args[:2] == ["--config_file", str(REPO / "recipes" / "accelerate" / f"{config}.yaml")]
+        launch_args = launch_args[2:]
+    assert launch_args == expected
+
