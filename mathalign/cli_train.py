@@ -21,7 +21,10 @@ the same run, launched by hand (accelerate runs Python modules, not YAML files):
   accelerate launch --multi_gpu --num_processes 2 -m mathalign.train --config recipes/dpo.yaml
   accelerate launch --config_file recipes/accelerate/fsdp.yaml --num_processes 4 -m mathalign.train recipes/dpo.yaml
 
-Any recipe key can be overridden as --key value; `mathalign train --help-keys STAGE` lists them all.
+Any recipe key can be overridden as --key value. Every key, with its default and help:
+  mathalign train recipes/dpo.yaml --help-keys    # the keys of the recipe's stage
+  mathalign train --help-keys dpo                 # the keys of a stage (pretrain, sft, dpo, grpo)
+  mathalign train --help-keys                     # the keys every stage has
 """
 
 ACCELERATE_CONFIGS = Path(__file__).resolve().parent.parent / "recipes" / "accelerate"
@@ -42,8 +45,9 @@ def add_parser(subparsers):
     train.add_argument("--accelerate_config", default=None,
                        help="an accelerate config: a file path or a name from recipes/accelerate/ "
                             "(cpu, multi_gpu, deepspeed_zero2, deepspeed_zero3, fsdp)")
-    train.add_argument("--help-keys", metavar="STAGE", default=None,
-                       help="list every recipe key of STAGE (pretrain, sft, dpo, grpo) with its default and help")
+    train.add_argument("--help-keys", metavar="STAGE", nargs="?", const="", default=None,
+                       help="list every recipe key with its default and help: those of STAGE (pretrain, sft, dpo, "
+                            "grpo), else of the recipe's stage, else the keys every stage has")
     train.set_defaults(func=run_train, _allow_extra=True)
 
     merge = subparsers.add_parser(
@@ -107,12 +111,30 @@ def accelerate_command(recipe: str | None, extra: list[str], num_processes: int 
     return command + ([recipe] if recipe else []) + extra
 
 
+def help_keys_stage(value: str, recipe: str | None, extra: list[str]) -> str | None:
+    """The stage `--help-keys` lists: the one named, else the recipe's (or `--stage`'s), else None (every stage)."""
+    from .recipe import STAGES, RecipeError, load_recipe
+
+    if value in STAGES:
+        return value
+    if value:
+        if not Path(value).is_file():
+            raise RecipeError(f"--help-keys takes a stage ({', '.join(STAGES)}) or a recipe file, got {value!r}; "
+                              "e.g. `mathalign train --help-keys dpo`.")
+        recipe = value  # `mathalign train --help-keys RECIPE`
+    if "--stage" in extra and extra.index("--stage") + 1 < len(extra):
+        return extra[extra.index("--stage") + 1]
+    if recipe:
+        return load_recipe(recipe).get("stage", "sft")
+    return None
+
+
 def run_train(args, extra: list[str] | None = None) -> int:
     from .recipe import all_keys_help, parse_recipe
 
     extra = list(extra or [])
-    if args.help_keys:
-        print(all_keys_help(args.help_keys))
+    if args.help_keys is not None:
+        print(all_keys_help(help_keys_stage(args.help_keys, args.recipe, extra)))
         return 0
     if not args.recipe and not extra:
         raise ValueError("give a recipe, e.g. `mathalign train recipes/sft.yaml` (see --help).")

@@ -128,14 +128,15 @@ def _field_types(types_: tuple) -> dict[str, object]:
     return fields
 
 
-def check_keys(keys, fields: dict, where: str) -> None:
-    """Fail on the first unknown key with the closest valid names."""
+def check_keys(keys, fields: dict, where: str, stage: str | None = None) -> None:
+    """Fail on the first unknown key with the closest valid names, and the command that lists the stage's keys."""
     for key in keys:
         if key in fields or key == "env":
             continue
         close = difflib.get_close_matches(key, list(fields), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise RecipeError(f"unknown recipe key {key!r} in {where}.{hint} (`mathalign train --help-keys` lists all.)")
+        listing = f"mathalign train --help-keys {stage}" if stage else "mathalign train --help-keys STAGE"
+        raise RecipeError(f"unknown recipe key {key!r} in {where}.{hint} (`{listing}` lists all.)")
 
 
 def _expected_types(annotation) -> tuple[type, ...] | None:
@@ -220,8 +221,8 @@ def parse_recipe(argv: list[str] | None = None, recipe: dict | None = None, wher
         stage = args[args.index("--stage") + 1]
     types_ = dataclass_types(stage)
     fields = _field_types(types_)
-    check_keys(recipe, fields, where)
-    check_keys(_cli_keys(args), fields, "the command line")
+    check_keys(recipe, fields, where, stage)
+    check_keys(_cli_keys(args), fields, "the command line", stage)
     check_types(recipe, fields, where)
 
     # Environment variables from the recipe's `env:` block, as TrlParser does.
@@ -297,18 +298,50 @@ def plain_recipe(recipe: dict) -> dict:
     return {str(key): _plain(value) for key, value in recipe.items() if key not in SECRET_KEYS}
 
 
-def all_keys_help(stage: str) -> str:
-    """One line per recipe key of a stage: name, default and help (for `mathalign train --help-keys`)."""
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)"
+
+
+def _help(f: dataclasses.Field) -> str:
+    return " ".join(str(f.metadata.get("help", "")).split())[:140]
+
+
+def _keys_help(cls) -> list[str]:
+    return [f"  {f.name} = {_default(f)!r}  {_help(f)}"
+            for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")]
+
+
+def _common_training_keys_help() -> list[str]:
+    """The training keys every stage's config has; where a default or meaning differs by stage, it says so."""
+    configs = [{f.name: f for f in dataclasses.fields(training_config_class(s)) if f.init} for s in STAGES]
     lines = []
-    for cls in dataclass_types(stage):
-        lines.append(f"# {cls.__name__}")
-        for f in dataclasses.fields(cls):
-            if not f.init or f.name.startswith("_"):
-                continue
-            default = f.default if f.default is not dataclasses.MISSING else (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
-            help_ = " ".join(str(f.metadata.get("help", "")).split())[:140]
-            lines.append(f"  {f.name} = {default!r}  {help_}")
+    for name, f in configs[0].items():
+        if name.startswith("_") or not all(name in c for c in configs[1:]):
+            continue
+        same_default = len({repr(_default(c[name])) for c in configs}) == 1
+        same_help = len({_help(c[name]) for c in configs}) == 1
+        default = repr(_default(f)) if same_default else "(depends on the stage)"
+        lines.append(f"  {name} = {default}  {_help(f) if same_help else 'Differs by stage: see --help-keys STAGE.'}")
+    return lines
+
+
+def all_keys_help(stage: str | None = None) -> str:
+    """One line per recipe key: name, default and help (for `mathalign train --help-keys`).
+
+    With a stage, every key of that stage; without one, the keys every stage accepts, and how to see the rest.
+    """
+    if stage is not None:
+        lines = []
+        for cls in dataclass_types(stage):
+            lines += [f"# {cls.__name__}", *_keys_help(cls)]
+        return "\n".join(lines)
+    lines = [f"# {MathAlignArguments.__name__}", *_keys_help(MathAlignArguments),
+             f"# {ModelConfig.__name__}", *_keys_help(ModelConfig),
+             "# training keys every stage has (TrainingArguments and more)", *_common_training_keys_help(),
+             f"# Each stage has more: `mathalign train --help-keys dpo` (stages: {', '.join(STAGES)}), or "
+             "`mathalign train RECIPE --help-keys` for the recipe's stage."]
     return "\n".join(lines)
 
 

@@ -310,6 +310,37 @@ def test_recipe_yaml_never_records_a_hub_token(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "argv, shows, hides",
+    [
+        (["--help-keys", "dpo"], ["beta", "use_peft", "dataset_name"], ["num_generations", "packing"]),  # a stage
+        (["RECIPE", "--help-keys"], ["num_generations", "reward_funcs"], ["packing"]),  # the recipe's stage (grpo)
+        (["--help-keys", "RECIPE"], ["num_generations"], ["packing"]),  # the recipe after the flag
+        (["--help-keys"], ["learning_rate", "use_peft", "dataset_name", "--help-keys dpo"],
+         ["num_generations", "packing"]),  # no stage: keys every stage has, and how to see the rest
+    ],
+)
+def test_help_keys_with_a_stage_a_recipe_or_neither(tmp_path, capsys, argv, shows, hides):
+    recipe = write_recipe(tmp_path, "grpo")
+    argv = [str(recipe) if a == "RECIPE" else a for a in argv]
+    assert cli_main(["train", *argv]) == 0
+    out = capsys.readouterr().out
+    listed = {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
+    for key in shows:
+        assert key in listed or key in out, key
+    for key in hides:
+        assert key not in listed, key
+
+
+def test_the_unknown_key_hint_is_a_command_that_works(tmp_path, capsys):
+    recipe = write_recipe(tmp_path, "dpo", max_step=3)
+    assert cli_main(["train", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    hint = __import__("re").search(r"`mathalign (train [^`]*)`", err).group(1).split()
+    assert cli_main(hint) == 0
+    assert "beta = 0.1" in capsys.readouterr().out  # the hint lists the keys of the recipe's stage
+
+
+@pytest.mark.parametrize(
     "keys, project, run_name",
     [
         ({}, "mathalign", "run-sft"),  # nothing set: mathalign's project, the output directory's name
