@@ -1,0 +1,403 @@
+"""Does the TRL path cost training speed? Tokens/s of `SFTTrainer` vs a plain PyTorch loop doing the same work.
+
+    python benchmarks/train_throughput.py                     # the default pipeline's pretrain stage (~1 minute)
+    python benchmarks/train_throughput.py --breakdown         # also: where a step's CPU time goes, part by part
+    python benchmarks/train_throughput.py --stage sft         # completion-only loss, as in the pipeline's SFT stage
+    python benchmarks/train_throughput.py --packing --steps 5 # padding-free packed batches (slow on a CPU: see below)
+    python benchmarks/train_throughput.py --steps 20 --json   # one JSON object on stdout
+
+The TRL side is the real path: the stage's keys come from recipes/pipeline.yaml through `parse_recipe`, and data,
+tokenizer, model and trainer are made by the functions `mathalign train` calls (`load_data`,
+`load_or_train_tokenizer`, `build_model`, `make_trainer`), so the collator, logging and TRL's per-step loss and
+metrics all run as in a pipeline run (fp32 on the CPU). The plain loop trains a copy of the same initial model on
+the same batches (the Trainer's own shuffled order, padded by the same collator, loaded by a DataLoader) with the
+same AdamW (lr, betas, eps, weight-decay groups, fused kernel), gradient clipping (`max_grad_norm`) and
+learning-rate schedule.
+
+Each side runs --warmup_steps untimed steps, then --steps timed ones. Tokens/s counts only the tokens that carry a
+loss (labels != -100 after the causal shift: no padding, no prompt under completion-only loss), identical on both
+sides. To show that both sides did the same work, the script compares their logged losses, their final
+parameters and the loss both final models give on one batch, and stops with an error when they disagree.
+Target: trl/plain >= 0.9. On a shared CPU, wall-clock timings swing with other processes; the per-CPU-second
+ratio is steadier, and `--threads 1` steadier still. With --packing TRL flattens each batch into one long row, and
+attention over that row costs time quadratic in its length on a CPU (no variable-length attention kernel).
+"""
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads distort timings on a shared CPU
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing (data_builders lives at the top level)
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+PIPELINE = REPO / "recipes" / "pipeline.yaml"
+# Dataset columns TRL's collator reads; the Trainer drops the others (`text`, `prompt`, `answer`, ...) too.
+COLLATOR_COLUMNS = ("input_ids", "labels", "completion_mask", "assistant_masks", "seq_lengths")
+# How far apart the two sides may end up: float rounding differs between TRL's loss kernel and the model's own.
+LOSS_TOLERANCE = 0.02  # relative difference of logged losses and of the final models' loss on one batch
+PARAM_TOLERANCE = 0.02  # max |p_trl - p_plain| as a fraction of max |p_plain - p_initial| (how far training moved)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="pretrain", choices=("pretrain", "sft"),
+                        help="the pipeline stage whose settings are used (default: pretrain)")
+    parser.add_argument("--task", default=None, help="problem family of the data (default: the stage's, arithmetic)")
+    parser.add_argument("--num_rows", type=int, default=None,
+                        help="training rows to build (default: just enough for the steps)")
+    parser.add_argument("--hidden_size", type=int, default=None, help="model width (default: the stage's, 128)")
+    parser.add_argument("--layers", type=int, default=None, help="transformer blocks (default: the stage's, 2)")
+    parser.add_argument("--heads", type=int, default=None, help="attention heads (default: the stage's, 4)")
+    parser.add_argument("--batch_size", type=int, default=None, help="rows per step (default: the stage's, 64)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps on each side (default: 300; 5 with --packing)")
+    parser.add_argument("--warmup_steps", type=int, default=10,
+                        help="untimed steps first, on each side (default: 10; not the learning-rate warmup, which "
+                             "comes from the recipe)")
+    parser.add_argument("--packing", action="store_true",
+                        help="pack rows into max_length sequences without padding (TRL `packing: true`)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the parts of a step: data, forward+backward of each loss, optimizer")
+    parser.add_argument("--pipeline", default=str(PIPELINE), help="pipeline file to read the stage from")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object instead of a table")
+    return parser
+
+
+# --- the recipe and everything `mathalign train` builds from it ---------------------------------------------------
+
+def stage_recipe(args: argparse.Namespace, output_dir: str) -> dict:
+    """The stage's recipe keys from the pipeline file, with the benchmark's size, data and step count on top."""
+    pipeline = yaml.safe_load(Path(args.pipeline).read_text())
+    if args.stage not in (pipeline.get("stages") or {}):
+        raise SystemExit(f"train_throughput: {args.pipeline} has no stage {args.stage!r}; pick another --stage.")
+    recipe = {"stage": args.stage, **pipeline["stages"][args.stage], "output_dir": output_dir}
+    total_steps = args.warmup_steps + args.steps
+    recipe["max_steps"] = total_steps
+    recipe.pop("model_name_or_path", None)  # SFT from a fresh model of the same shape: speed ignores the weights
+    if args.batch_size:
+        recipe["per_device_train_batch_size"] = args.batch_size
+    if args.packing:
+        recipe["packing"] = True
+
+    shape = dict(recipe.get("mathgpt_config") or {})
+    for key, value in (("hidden_size", args.hidden_size), ("num_hidden_layers", args.layers),
+                       ("num_attention_heads", args.heads)):
+        if value:
+            shape[key] = value
+    recipe["mathgpt_config"] = shape
+
+    data_options = dict(recipe.get("data_options") or {})
+    if args.task:
+        data_options["task"] = [args.task]
+    # Enough rows for every step; a packed row of max_length tokens holds several ~20-token problems.
+    rows_per_step = recipe.get("per_device_train_batch_size", 8)
+    if args.packing:
+        rows_per_step *= max(1, recipe.get("max_length", 128) // 16)
+    data_options.update(num_train=args.num_rows or total_steps * rows_per_step + 64,
+                        num_validation=0, num_test=0, num_test_ood=0)
+    recipe["data_options"] = data_options
+    recipe.setdefault("seed", 0)
+    return recipe
+
+
+def build_run(recipe: dict):
+    """Parse the recipe and build data, tokenizer, model and trainer as `mathalign train` does.
+
+    Returns `(trainer, initial_model)`: `initial_model` is an untouched copy of the model the trainer starts from.
+    """
+    from mathalign.recipe import parse_recipe
+    from mathalign.train import build_model, load_data, load_or_train_tokenizer, make_trainer, train_and_eval_splits
+
+    script_args, model_args, training_args, _ = parse_recipe([], recipe=recipe, where="the benchmark recipe")
+    data = load_data(script_args)
+    train, _ = train_and_eval_splits(data, script_args)
+    tokenizer = load_or_train_tokenizer(script_args, model_args, training_args, train)
+    torch.manual_seed(training_args.seed)
+    model = build_model(script_args, model_args, training_args, tokenizer)
+    initial_model = copy.deepcopy(model)  # before the trainer patches in its fused LM head
+    trainer = make_trainer(script_args.stage, model, None, tokenizer, train, None, training_args, None, None)
+    return trainer, initial_model
+
+
+def trainer_batch_order(trainer) -> list[list[int]]:
+    """Row indices of every batch, in the order `trainer.train()` will draw them (its seeded shuffle)."""
+    from transformers import set_seed
+
+    set_seed(trainer.args.seed)  # train() seeds before it builds its sampler, which takes torch's seed
+    loader = trainer.get_train_dataloader()
+    base = getattr(loader, "base_dataloader", loader)  # accelerate wraps the torch DataLoader
+    return [list(batch) for batch in base.batch_sampler]
+
+
+def plain_dataloader(trainer, batch_order: list[list[int]]):
+    """A plain DataLoader over the trainer's tokenised rows: the same batches and collator, collated on the fly."""
+    dataset = trainer.train_dataset
+    dataset = dataset.select_columns([c for c in COLLATOR_COLUMNS if c in dataset.column_names])
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batch_order, collate_fn=trainer.data_collator,
+                                       num_workers=trainer.args.dataloader_num_workers)
+
+
+def loss_tokens(batch: dict) -> int:
+    """Tokens that carry a loss: labels != -100 after the causal shift (the Trainer's `num_items_in_batch`)."""
+    labels = batch["shift_labels"] if "shift_labels" in batch else batch["labels"][..., 1:]
+    return int((labels != -100).sum())
+
+
+# --- the two sides --------------------------------------------------------------------------------------------------
+
+def step_clock(start: int, stop: int):
+    """A TrainerCallback that notes wall and CPU time when steps `start` and `stop` end (logging between counts)."""
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.times = {}
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step in (start, stop):
+                self.times[state.global_step] = (time.perf_counter(), time.process_time())
+
+    return StepClock()
+
+
+def train_with_trainer(trainer, warmup_steps: int, steps: int) -> dict:
+    """`trainer.train()` as `mathalign train` runs it: timed steps, logged losses and the mean training loss."""
+    clock = step_clock(warmup_steps, warmup_steps + steps)
+    trainer.add_callback(clock)
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer's log lines; stdout stays for the result
+        output = trainer.train()
+    (wall_start, cpu_start), (wall_stop, cpu_stop) = clock.times[warmup_steps], clock.times[warmup_steps + steps]
+    logged = {entry["step"]: entry["loss"] for entry in trainer.state.log_history if "loss" in entry}
+    return {"seconds": wall_stop - wall_start, "cpu_seconds": cpu_stop - cpu_start, "logged": logged,
+            "mean_loss": output.training_loss}
+
+
+def plain_optimizer(model, args):
+    """AdamW and schedule as the Trainer makes them from `args`; nanoGPT's decay rule gives the Trainer's groups."""
+    from transformers import get_scheduler
+
+    optim = getattr(args.optim, "value", args.optim)
+    if optim not in ("adamw_torch", "adamw_torch_fused"):
+        raise SystemExit(f"train_throughput: the plain loop mirrors torch's AdamW only; the recipe asks for {optim}.")
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},  # matrices
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # norm weights, biases
+    optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                  eps=args.adam_epsilon, fused=optim == "adamw_torch_fused")
+    scheduler = get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=args.get_warmup_steps(args.max_steps),
+                              num_training_steps=args.max_steps, scheduler_specific_kwargs=args.lr_scheduler_kwargs)
+    return optimizer, scheduler
+
+
+def train_plain(model, loader, args, warmup_steps: int) -> dict:
+    """The same optimisation written out by hand: forward, loss, backward, clip, AdamW step, schedule step."""
+    optimizer, scheduler = plain_optimizer(model, args)
+    model.train()
+    losses, start, cpu_start = [], None, None
+    for step, batch in enumerate(loader, 1):
+        loss = model(**batch, use_cache=False).loss  # mean over the batch's loss tokens
+        loss.backward()
+        if args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.detach())
+        if step == warmup_steps:
+            start, cpu_start = time.perf_counter(), time.process_time()
+        if step == args.max_steps:
+            break
+    losses = torch.stack(losses).tolist()
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
+            "losses": losses, "mean_loss": sum(losses) / len(losses), "optimizer": optimizer}
+
+
+# --- checks that both sides did the same work -----------------------------------------------------------------------
+
+def check_same_optimizer(trainer, plain_model, optimizer) -> None:
+    """The Trainer's AdamW must match the plain loop's: hyperparameters and which tensors decay."""
+    def groups(opt, model):
+        names = {id(p): n for n, p in model.named_parameters()}
+        return sorted((g["weight_decay"], sorted(names[id(p)] for p in g["params"]), g["initial_lr"], g["betas"],
+                       g["eps"], bool(g.get("fused"))) for g in opt.param_groups)
+
+    if groups(trainer.optimizer, trainer.model) != groups(optimizer, plain_model):
+        raise SystemExit(f"train_throughput: the plain loop's AdamW differs from the Trainer's:\n"
+                         f"  trainer: {groups(trainer.optimizer, trainer.model)}\n"
+                         f"  plain:   {groups(optimizer, plain_model)}")
+
+
+def compare_sides(trainer, plain_model, initial_model, plain: dict, trl: dict, check_batch: dict) -> dict:
+    """Logged losses, final parameters and the final models' loss on one batch, side by side."""
+    windows, start = [], 0
+    for step in sorted(trl["logged"]):  # the Trainer logs the mean loss since its previous log
+        windows.append((step, trl["logged"][step], sum(plain["losses"][start:step]) / (step - start)))
+        start = step
+    windows.append(("all", trl["mean_loss"], plain["mean_loss"]))
+    worst_logged = max(abs(t - p) / p for _, t, p in windows)
+
+    trained = dict(trainer.model.named_parameters())
+    initial = dict(initial_model.named_parameters())
+    moved = max((p - initial[n]).abs().max().item() for n, p in plain_model.named_parameters())
+    drift = max((p - trained[n]).abs().max().item() for n, p in plain_model.named_parameters())
+
+    with torch.no_grad():
+        losses = {}
+        for name, model in (("trl", trainer.model), ("plain", plain_model), ("initial", initial_model)):
+            model.eval()
+            losses[name] = model(**check_batch, use_cache=False).loss.item()  # the model's own forward and loss
+    return {"loss_windows": windows, "worst_logged_rel": worst_logged, "param_drift_rel": drift / max(moved, 1e-12),
+            "final_loss_trl": losses["trl"], "final_loss_plain": losses["plain"], "initial_loss": losses["initial"],
+            "mean_loss_trl": trl["mean_loss"], "mean_loss_plain": plain["mean_loss"]}
+
+
+# --- where a step's time goes ---------------------------------------------------------------------------------------
+
+def step_breakdown(trainer, plain_model, optimizer, loader, num_batches: int) -> dict:
+    """CPU milliseconds per step of each part, the parts taken in turns on the same batches."""
+    parts = {"data": 0.0, "model_loss": 0.0, "trl_loss": 0.0, "optimizer": 0.0}
+    order = loader.batch_sampler[-num_batches:]
+    sub_loader = torch.utils.data.DataLoader(loader.dataset, batch_sampler=order, collate_fn=loader.collate_fn)
+
+    def timed(part, fn):
+        start = time.process_time()
+        out = fn()
+        parts[part] += time.process_time() - start
+        return out
+
+    plain_model.train()
+    trainer.model.train()
+    batches = iter(sub_loader)
+    for _ in range(num_batches):
+        batch = timed("data", lambda: next(batches))
+        timed("model_loss", lambda: plain_model(**batch, use_cache=False).loss.backward())
+
+        def optimizer_step():
+            torch.nn.utils.clip_grad_norm_(plain_model.parameters(), trainer.args.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        timed("optimizer", optimizer_step)
+        count = torch.tensor(loss_tokens(batch))
+        timed("trl_loss", lambda: trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=count).backward())
+        trainer.model.zero_grad(set_to_none=True)
+    return {part: seconds * 1000 / num_batches for part, seconds in parts.items()}
+
+
+# --- the benchmark --------------------------------------------------------------------------------------------------
+
+def main(args: argparse.Namespace) -> dict:
+    """Train both sides; print and return tokens/s, their ratio and the same-work checks."""
+    if args.steps is None:
+        args.steps = 5 if args.packing else 300
+    if args.warmup_steps < 1 or args.steps < 1:
+        raise SystemExit("train_throughput: --steps and --warmup_steps must be at least 1.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as output_dir:
+        recipe = stage_recipe(args, output_dir)
+        with contextlib.redirect_stdout(sys.stderr):
+            trainer, initial_model = build_run(recipe)
+        total_steps = args.warmup_steps + args.steps
+        batch_order = trainer_batch_order(trainer)
+        if len(batch_order) < total_steps:
+            raise SystemExit(f"train_throughput: the data makes only {len(batch_order)} batches for {total_steps} "
+                             "steps; raise --num_rows or lower --steps.")
+        loader = plain_dataloader(trainer, batch_order[:total_steps])
+        batches = list(loader)  # to count tokens and pick the check batch; training collates again, on the fly
+        timed = batches[args.warmup_steps:]
+        tokens = sum(loss_tokens(b) for b in timed)
+        positions = sum(b["input_ids"].numel() for b in timed)
+
+        plain_model = copy.deepcopy(initial_model)
+        plain = train_plain(plain_model, loader, trainer.args, args.warmup_steps)
+        trl = train_with_trainer(trainer, args.warmup_steps, args.steps)
+        check_same_optimizer(trainer, plain_model, plain["optimizer"])
+        comparison = compare_sides(trainer, plain_model, initial_model, plain, trl, batches[0])
+        breakdown = None
+        if args.breakdown:
+            breakdown = step_breakdown(trainer, plain_model, plain["optimizer"], loader,
+                                       min(len(timed), 3 if args.packing else 20))
+
+    config = initial_model.config
+    result = {
+        "stage": args.stage, "task": recipe["data_options"].get("task"), "packing": bool(args.packing),
+        "parameters": initial_model.num_parameters(), "hidden_size": config.hidden_size,
+        "layers": config.num_hidden_layers, "heads": config.num_attention_heads,
+        "batch_size": trainer.args.per_device_train_batch_size, "positions_per_step": positions / len(timed),
+        "loss_tokens_per_step": tokens / len(timed), "steps": args.steps, "warmup_steps": args.warmup_steps,
+        "threads": torch.get_num_threads(), "logging_steps": trainer.args.logging_steps,
+        "trl_seconds": trl["seconds"], "plain_seconds": plain["seconds"],
+        "trl_tokens_per_s": tokens / trl["seconds"], "plain_tokens_per_s": tokens / plain["seconds"],
+        "ratio": plain["seconds"] / trl["seconds"],
+        "trl_cpu_seconds": trl["cpu_seconds"], "plain_cpu_seconds": plain["cpu_seconds"],
+        "cpu_ratio": plain["cpu_seconds"] / trl["cpu_seconds"],
+        **comparison,
+        "breakdown_ms": breakdown,
+    }
+    result["same_work"] = (
+        result["worst_logged_rel"] <= LOSS_TOLERANCE and result["param_drift_rel"] <= PARAM_TOLERANCE
+        and abs(result["final_loss_trl"] - result["final_loss_plain"]) <= LOSS_TOLERANCE * result["final_loss_plain"]
+    )
+    print(json.dumps(result) if args.json else format_report(result))
+    if not result["same_work"]:
+        raise SystemExit("train_throughput: the two sides trained differently (see the checks); their speeds "
+                         "measure different work.")
+    return result
+
+
+def format_report(r: dict) -> str:
+    """The result as a short table with the run's settings and the same-work checks."""
+    rows = r["positions_per_step"] / (1 if r["packing"] else r["batch_size"])
+    shape = (f"one padding-free row of {rows:,.0f} tokens per step (TRL packing)" if r["packing"]
+             else f"batch {r['batch_size']} x {rows:.1f} positions on average (padded to the longest row)")
+    lines = [
+        f"{r['stage']} stage on {','.join(r['task'] or [])}: MathGPT {r['parameters'] / 1e6:.2f}M parameters "
+        f"(hidden_size={r['hidden_size']}, layers={r['layers']}, heads={r['heads']}), fp32, "
+        f"{r['threads']} torch threads",
+        f"{shape}; {r['loss_tokens_per_step']:,.0f} loss tokens per step; {r['warmup_steps']} untimed + "
+        f"{r['steps']} timed steps; Trainer logs every {r['logging_steps']} steps",
+        "",
+        f"{'path':<26}{'wall s':>8}{'tokens/s':>10}{'steps/s':>9}{'CPU s':>8}{'tokens/CPU s':>14}{'final loss':>12}",
+    ]
+    for name, key in (("TRL SFTTrainer (recipe)", "trl"), ("plain PyTorch loop", "plain")):
+        lines.append(f"{name:<26}{r[f'{key}_seconds']:8.2f}{r[f'{key}_tokens_per_s']:10,.0f}"
+                     f"{r['steps'] / r[f'{key}_seconds']:9.2f}{r[f'{key}_cpu_seconds']:8.2f}"
+                     f"{r['steps'] * r['loss_tokens_per_step'] / r[f'{key}_cpu_seconds']:14,.0f}"
+                     f"{r[f'final_loss_{key}']:12.4f}")
+    lines += [
+        "",
+        f"same work: mean training loss {r['mean_loss_trl']:.4f} (TRL) vs {r['mean_loss_plain']:.4f} (plain); "
+        f"logged losses within {r['worst_logged_rel']:.1e} (relative); final parameters within "
+        f"{r['param_drift_rel']:.1e} of how far training moved them; loss on the first batch {r['initial_loss']:.4f} "
+        f"-> {r['final_loss_trl']:.4f} (TRL) vs {r['final_loss_plain']:.4f} (plain)",
+    ]
+    if r["breakdown_ms"]:
+        b = r["breakdown_ms"]
+        parts = (("load and collate a batch (both sides)", b["data"], ""),
+                 ("forward + backward, the model's own loss (plain)", b["model_loss"], ""),
+                 ("forward + backward, TRL compute_loss (TRL)", b["trl_loss"],
+                  "   (TRL's fused LM head, entropy and accuracy metrics)"),
+                 ("clip + AdamW step (both sides)", b["optimizer"], ""))
+        lines += ["", "CPU ms per step, by part (the same batches, the parts taken in turns):"]
+        lines += [f"  {label:<50}{ms:7.1f}{note}" for label, ms, note in parts]
+    lines += ["", f"ratio trl/plain tokens/s: {r['ratio']:.3f} wall-clock (target >= 0.9); {r['cpu_ratio']:.3f} per "
+                  "CPU second (steadier when other processes share the CPU)"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main(make_parser().parse_args())
