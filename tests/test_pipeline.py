@@ -94,6 +94,30 @@ def test_the_default_pipeline_parses():
     assert names == ["pretrain", "sft", "dpo", "grpo"]
 
 
+def test_the_alignment_lab_compares_dpo_and_grpo_from_the_same_sft_model():
+    from mathalign.pipeline import load_pipeline, stage_recipes
+
+    path = Path(__file__).resolve().parent.parent / "recipes" / "alignment_lab.yaml"
+    recipes = {name: recipe for name, recipe, _ in stage_recipes(load_pipeline(path), Path("runs/x"), str(path))}
+    assert recipes["dpo"]["model_name_or_path"] == recipes["grpo"]["model_name_or_path"] == str(Path("runs/x/sft"))
+    assert "sampled" in recipes["dpo"]["data_options"]["negatives"]  # DPO learns from the SFT model's own errors
+
+
+def test_alignment_lab_table_counts_errors_removed():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "alignment_lab.py"
+    spec = importlib.util.spec_from_file_location("alignment_lab", path)
+    lab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab)
+    rows = {r["stage"]: r for r in lab.lab_table({"sft": 0.80, "dpo": 0.86, "grpo": 0.88},
+                                                 {"sft": 60.0, "dpo": 100.0, "grpo": 400.0})}
+    assert rows["dpo"]["error_removed"] == pytest.approx(0.30) and rows["dpo"]["met"]  # 20% -> 14% errors
+    assert rows["grpo"]["error_removed"] == pytest.approx(0.60) and not rows["grpo"]["met"]  # over 5 minutes
+    assert "error_removed" not in rows["sft"]
+    assert lab.error_removed(0.8, 0.7) == pytest.approx(-0.5)  # a method that adds errors shows it
+
+
 def test_start_from_runs_methods_side_by_side_from_one_model(tmp_path):
     from mathalign.pipeline import load_pipeline, stage_recipes
 
