@@ -110,7 +110,7 @@ def test_alignment_lab_table_counts_errors_removed():
     spec = importlib.util.spec_from_file_location("alignment_lab", path)
     lab = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lab)
-    rows = {r["stage"]: r for r in lab.lab_table({"sft": 0.80, "dpo": 0.86, "grpo": 0.88},
+    rows = {r["stage"]: r for r in lab.lab_table({"sft": 0.80, "dpo": 0.86, "grpo": 0.92},
                                                  {"sft": 60.0, "dpo": 100.0, "grpo": 400.0})}
     assert rows["dpo"]["error_removed"] == pytest.approx(0.30) and rows["dpo"]["met"]  # 20% -> 14% errors
     assert rows["grpo"]["error_removed"] == pytest.approx(0.60) and not rows["grpo"]["met"]  # over 5 minutes
