@@ -4,6 +4,7 @@
     python benchmarks/train_throughput.py --breakdown         # also: where a step's CPU time goes, part by part
     python benchmarks/train_throughput.py --stage sft         # completion-only loss, as in the pipeline's SFT stage
     python benchmarks/train_throughput.py --packing --steps 5 # padding-free packed batches (slow on a CPU: see below)
+    python benchmarks/train_throughput.py --set logging_steps=1   # try a recipe setting
     python benchmarks/train_throughput.py --steps 20 --json   # one JSON object on stdout
 
 The TRL side is the real path: the stage's keys come from recipes/pipeline.yaml through `parse_recipe`, and data,
@@ -14,13 +15,15 @@ the same batches (the Trainer's own shuffled order, padded by the same collator,
 same AdamW (lr, betas, eps, weight-decay groups, fused kernel), gradient clipping (`max_grad_norm`) and
 learning-rate schedule.
 
-Each side runs --warmup_steps untimed steps, then --steps timed ones. Tokens/s counts only the tokens that carry a
-loss (labels != -100 after the causal shift: no padding, no prompt under completion-only loss), identical on both
-sides. To show that both sides did the same work, the script compares their logged losses, their final
-parameters and the loss both final models give on one batch, and stops with an error when they disagree.
-Target: trl/plain >= 0.9. On a shared CPU, wall-clock timings swing with other processes; the per-CPU-second
-ratio is steadier, and `--threads 1` steadier still. With --packing TRL flattens each batch into one long row, and
-attention over that row costs time quadratic in its length on a CPU (no variable-length attention kernel).
+Each side runs --warmup_steps untimed steps, then --steps timed ones. The sides take turns, one step each, so that
+other processes on the machine slow both alike (--sequential runs one side after the other instead). Tokens/s
+counts only the tokens that carry a loss (labels != -100 after the causal shift: no padding, no prompt under
+completion-only loss), identical on both sides. To show that both sides did the same work, the script compares
+their logged losses, their final parameters and the loss both final models give on one batch, and stops with an
+error when they disagree. Target: trl/plain >= 0.9; on a shared CPU the per-CPU-second ratio is the steadier one.
+
+With --packing TRL flattens each batch into one long row; on a CPU (no variable-length attention kernel) attention
+over that row costs time quadratic in its length.
 """
 
 import argparse
@@ -68,9 +71,16 @@ def make_parser() -> argparse.ArgumentParser:
                              "comes from the recipe)")
     parser.add_argument("--packing", action="store_true",
                         help="pack rows into max_length sequences without padding (TRL `packing: true`)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="run the plain loop to the end, then the Trainer (default: one step of each in turn, "
+                             "so both meet the same load from other processes)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the parts of a step: data, forward+backward of each loss, optimizer")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a recipe key, e.g. --set logging_steps=1 --set dataloader_num_workers=1 "
+                             "(VALUE is YAML; repeatable); the plain loop follows the keys it mirrors (optimizer, "
+                             "schedule, clipping, batch, dataloader workers)")
     parser.add_argument("--pipeline", default=str(PIPELINE), help="pipeline file to read the stage from")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object instead of a table")
     return parser
@@ -110,6 +120,11 @@ def stage_recipe(args: argparse.Namespace, output_dir: str) -> dict:
                         num_validation=0, num_test=0, num_test_ood=0)
     recipe["data_options"] = data_options
     recipe.setdefault("seed", 0)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"train_throughput: --set takes KEY=VALUE (e.g. logging_steps=1), got {item!r}.")
+        recipe[key] = yaml.safe_load(value)
     return recipe
 
 
@@ -158,31 +173,24 @@ def loss_tokens(batch: dict) -> int:
 
 # --- the two sides --------------------------------------------------------------------------------------------------
 
-def step_clock(start: int, stop: int):
-    """A TrainerCallback that notes wall and CPU time when steps `start` and `stop` end (logging between counts)."""
-    from transformers import TrainerCallback
+class Stopwatch:
+    """Wall-clock and CPU seconds summed over the stretches between `start()` and `stop()`."""
 
-    class StepClock(TrainerCallback):
-        def __init__(self):
-            self.times = {}
+    def __init__(self):
+        self.seconds = self.cpu_seconds = 0.0
+        self._started = None
 
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step in (start, stop):
-                self.times[state.global_step] = (time.perf_counter(), time.process_time())
+    @staticmethod
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
 
-    return StepClock()
+    def start(self) -> None:
+        self._started = self.now()
 
-
-def train_with_trainer(trainer, warmup_steps: int, steps: int) -> dict:
-    """`trainer.train()` as `mathalign train` runs it: timed steps, logged losses and the mean training loss."""
-    clock = step_clock(warmup_steps, warmup_steps + steps)
-    trainer.add_callback(clock)
-    with contextlib.redirect_stdout(sys.stderr):  # the Trainer's log lines; stdout stays for the result
-        output = trainer.train()
-    (wall_start, cpu_start), (wall_stop, cpu_stop) = clock.times[warmup_steps], clock.times[warmup_steps + steps]
-    logged = {entry["step"]: entry["loss"] for entry in trainer.state.log_history if "loss" in entry}
-    return {"seconds": wall_stop - wall_start, "cpu_seconds": cpu_stop - cpu_start, "logged": logged,
-            "mean_loss": output.training_loss}
+    def stop(self) -> None:
+        (wall, cpu), (wall0, cpu0) = self.now(), self._started
+        self.seconds += wall - wall0
+        self.cpu_seconds += cpu - cpu0
 
 
 def plain_optimizer(model, args):
@@ -202,27 +210,73 @@ def plain_optimizer(model, args):
     return optimizer, scheduler
 
 
-def train_plain(model, loader, args, warmup_steps: int) -> dict:
+class PlainLoop:
     """The same optimisation written out by hand: forward, loss, backward, clip, AdamW step, schedule step."""
-    optimizer, scheduler = plain_optimizer(model, args)
-    model.train()
-    losses, start, cpu_start = [], None, None
-    for step, batch in enumerate(loader, 1):
-        loss = model(**batch, use_cache=False).loss  # mean over the batch's loss tokens
+
+    def __init__(self, model, loader, args):
+        self.model, self.args, self.batches, self.losses = model, args, iter(loader), []
+        self.optimizer, self.scheduler = plain_optimizer(model, args)
+        model.train()
+
+    def step(self) -> None:
+        batch = next(self.batches)
+        loss = self.model(**batch, use_cache=False).loss  # mean over the batch's loss tokens
         loss.backward()
-        if args.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.detach())
-        if step == warmup_steps:
-            start, cpu_start = time.perf_counter(), time.process_time()
-        if step == args.max_steps:
-            break
-    losses = torch.stack(losses).tolist()
-    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
-            "losses": losses, "mean_loss": sum(losses) / len(losses), "optimizer": optimizer}
+        if self.args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.losses.append(loss.detach())
+
+
+def step_timer(warmup_steps: int, trl: Stopwatch, plain_loop: PlainLoop | None, plain: Stopwatch):
+    """A TrainerCallback timing the Trainer's steps after the warm-up (the logging between steps counts).
+
+    With `plain_loop`, it also runs one plain step after each Trainer step, timed apart, so that both sides take
+    turns and meet the same machine load.
+    """
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step > warmup_steps:
+                trl.stop()
+            if plain_loop is not None:
+                timed = state.global_step > warmup_steps
+                if timed:
+                    plain.start()
+                plain_loop.step()
+                if timed:
+                    plain.stop()
+            if state.global_step >= warmup_steps:
+                trl.start()
+
+    return StepTimer()
+
+
+def run_both(trainer, plain_model, loader, warmup_steps: int, steps: int, interleave: bool) -> tuple[dict, dict]:
+    """Train both sides, in turns or one after the other; returns (trl, plain) timings and losses."""
+    trl_clock, plain_clock = Stopwatch(), Stopwatch()
+    plain_loop = PlainLoop(plain_model, loader, trainer.args)
+    if not interleave:
+        for step in range(1, warmup_steps + steps + 1):
+            plain_loop.step()
+            if step == warmup_steps:
+                plain_clock.start()
+        plain_clock.stop()
+    trainer.add_callback(step_timer(warmup_steps, trl_clock, plain_loop if interleave else None, plain_clock))
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer's log lines; stdout stays for the result
+        output = trainer.train()
+    if len(plain_loop.losses) != warmup_steps + steps:
+        raise RuntimeError(f"the plain loop ran {len(plain_loop.losses)} steps, not {warmup_steps + steps}")
+    logged = {entry["step"]: entry["loss"] for entry in trainer.state.log_history if "loss" in entry}
+    losses = torch.stack(plain_loop.losses).tolist()
+    trl = {"seconds": trl_clock.seconds, "cpu_seconds": trl_clock.cpu_seconds, "logged": logged,
+           "mean_loss": output.training_loss}
+    plain = {"seconds": plain_clock.seconds, "cpu_seconds": plain_clock.cpu_seconds, "losses": losses,
+             "mean_loss": sum(losses) / len(losses), "optimizer": plain_loop.optimizer}
+    return trl, plain
 
 
 # --- checks that both sides did the same work -----------------------------------------------------------------------
@@ -309,8 +363,11 @@ def main(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as output_dir:
         recipe = stage_recipe(args, output_dir)
-        with contextlib.redirect_stdout(sys.stderr):
-            trainer, initial_model = build_run(recipe)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                trainer, initial_model = build_run(recipe)
+        except ValueError as err:  # a bad recipe key or value, or more rows than distinct problems exist
+            raise SystemExit(f"train_throughput: {err} (see --help: --steps, --num_rows, --set)") from None
         total_steps = args.warmup_steps + args.steps
         batch_order = trainer_batch_order(trainer)
         if len(batch_order) < total_steps:
@@ -323,8 +380,8 @@ def main(args: argparse.Namespace) -> dict:
         positions = sum(b["input_ids"].numel() for b in timed)
 
         plain_model = copy.deepcopy(initial_model)
-        plain = train_plain(plain_model, loader, trainer.args, args.warmup_steps)
-        trl = train_with_trainer(trainer, args.warmup_steps, args.steps)
+        trl, plain = run_both(trainer, plain_model, loader, args.warmup_steps, args.steps,
+                              interleave=not args.sequential)
         check_same_optimizer(trainer, plain_model, plain["optimizer"])
         comparison = compare_sides(trainer, plain_model, initial_model, plain, trl, batches[0])
         breakdown = None
@@ -340,6 +397,7 @@ def main(args: argparse.Namespace) -> dict:
         "batch_size": trainer.args.per_device_train_batch_size, "positions_per_step": positions / len(timed),
         "loss_tokens_per_step": tokens / len(timed), "steps": args.steps, "warmup_steps": args.warmup_steps,
         "threads": torch.get_num_threads(), "logging_steps": trainer.args.logging_steps,
+        "interleaved": not args.sequential,
         "trl_seconds": trl["seconds"], "plain_seconds": plain["seconds"],
         "trl_tokens_per_s": tokens / trl["seconds"], "plain_tokens_per_s": tokens / plain["seconds"],
         "ratio": plain["seconds"] / trl["seconds"],
@@ -369,7 +427,8 @@ def format_report(r: dict) -> str:
         f"(hidden_size={r['hidden_size']}, layers={r['layers']}, heads={r['heads']}), fp32, "
         f"{r['threads']} torch threads",
         f"{shape}; {r['loss_tokens_per_step']:,.0f} loss tokens per step; {r['warmup_steps']} untimed + "
-        f"{r['steps']} timed steps; Trainer logs every {r['logging_steps']} steps",
+        f"{r['steps']} timed steps ({'one of each side in turn' if r['interleaved'] else 'one side, then the other'}"
+        f"); the Trainer logs every {r['logging_steps']} steps",
         "",
         f"{'path':<26}{'wall s':>8}{'tokens/s':>10}{'steps/s':>9}{'CPU s':>8}{'tokens/CPU s':>14}{'final loss':>12}",
     ]
@@ -389,8 +448,8 @@ def format_report(r: dict) -> str:
         b = r["breakdown_ms"]
         parts = (("load and collate a batch (both sides)", b["data"], ""),
                  ("forward + backward, the model's own loss (plain)", b["model_loss"], ""),
-                 ("forward + backward, TRL compute_loss (TRL)", b["trl_loss"],
-                  "   (TRL's fused LM head, entropy and accuracy metrics)"),
+                 ("forward + backward, trainer.compute_loss (TRL)", b["trl_loss"],
+                  "   (in TRL 1.16: its fused LM head + entropy/accuracy metrics)"),
                  ("clip + AdamW step (both sides)", b["optimizer"], ""))
         lines += ["", "CPU ms per step, by part (the same batches, the parts taken in turns):"]
         lines += [f"  {label:<50}{ms:7.1f}{note}" for label, ms, note in parts]

@@ -28,6 +28,8 @@ def train_throughput():
         (["--stage", "sft"], (0.1, 0.6)),
         # packing: one padding-free row, only each sequence's first token carries no loss
         (["--packing", "--breakdown"], (0.8, 1.0)),
+        # one side after the other instead of taking turns: the same work, timed apart
+        (["--sequential"], (0.5, 1.0)),
     ],
 )
 def test_both_sides_do_the_same_work_and_the_ratio_is_reported(train_throughput, capsys, extra, loss_share):
