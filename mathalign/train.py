@@ -205,12 +205,14 @@ def check_rewards(training_args, script_args, stage: str):
 
 
 def make_trainer(stage, model, ref_model, tokenizer, train, evaluation, training_args, peft_config, reward_funcs):
-    from trl import DPOTrainer, GRPOTrainer, SFTTrainer
+    from trl import DPOTrainer, GRPOTrainer
+
+    from .sft_trainer import MathAlignSFTTrainer
 
     common = dict(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
                   processing_class=tokenizer, peft_config=peft_config)
     if stage in ("pretrain", "sft"):
-        return SFTTrainer(**common)
+        return MathAlignSFTTrainer(**common)  # TRL's SFTTrainer; the model's own loss on CPUs (faster there)
     if stage == "dpo":
         return DPOTrainer(ref_model=ref_model, **common)
     return GRPOTrainer(reward_funcs=reward_funcs, **common)
@@ -224,6 +226,7 @@ def last_checkpoint(output_dir: str) -> str | None:
 
 def main(script_args, model_args, training_args, recipe: dict | None = None):
     """Train one stage as the parsed recipe says; returns the trainer's metrics."""
+    from transformers import set_seed
     from trl import get_peft_config
 
     stage = script_args.stage
@@ -239,6 +242,7 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
     if evaluation is None and training_args.eval_strategy != "no":
         training_args.eval_strategy = "no"
     tokenizer = load_or_train_tokenizer(script_args, model_args, training_args, train)
+    set_seed(training_args.seed)  # the recipe's seed decides a new model's initial weights too
     model = build_model(script_args, model_args, training_args, tokenizer)
     ref_model = build_ref_model(script_args, model_args, training_args) if stage in ("dpo", "grpo") else None
     if stage == "grpo" and training_args.beta == 0:
