@@ -113,7 +113,7 @@ def accelerate_command(recipe: str | None, extra: list[str], num_processes: int 
 
 def help_keys_stage(value: str, recipe: str | None, extra: list[str]) -> str | None:
     """The stage `--help-keys` lists: the one named, else the recipe's (or `--stage`'s), else None (every stage)."""
-    from .recipe import STAGES, RecipeError, load_recipe
+    from .recipe import STAGES, RecipeError, load_recipe, recipe_stage
 
     if value in STAGES:
         return value
@@ -122,11 +122,7 @@ def help_keys_stage(value: str, recipe: str | None, extra: list[str]) -> str | N
             raise RecipeError(f"--help-keys takes a stage ({', '.join(STAGES)}) or a recipe file, got {value!r}; "
                               "e.g. `mathalign train --help-keys dpo`.")
         recipe = value  # `mathalign train --help-keys RECIPE`
-    if "--stage" in extra and extra.index("--stage") + 1 < len(extra):
-        return extra[extra.index("--stage") + 1]
-    if recipe:
-        return load_recipe(recipe).get("stage", "sft")
-    return None
+    return recipe_stage(load_recipe(recipe) if recipe else None, extra)
 
 
 def run_train(args, extra: list[str] | None = None) -> int:

@@ -128,6 +128,14 @@ def _field_types(types_: tuple) -> dict[str, object]:
     return fields
 
 
+def recipe_stage(recipe: dict | None, args: list[str]) -> str | None:
+    """The stage a run trains: `--stage VALUE` on the command line, else the recipe's `stage` (default sft); None
+    when there is neither a `--stage` value nor a recipe."""
+    if "--stage" in args and args.index("--stage") + 1 < len(args):
+        return args[args.index("--stage") + 1]
+    return None if recipe is None else recipe.get("stage", "sft")
+
+
 def check_keys(keys, fields: dict, where: str, stage: str | None = None) -> None:
     """Fail on the first unknown key with the closest valid names, and the command that lists the stage's keys."""
     for key in keys:
@@ -216,9 +224,7 @@ def parse_recipe(argv: list[str] | None = None, recipe: dict | None = None, wher
         recipe = load_recipe(recipe_path) if recipe_path else {}
     where = where or recipe_path or "the command line"
 
-    stage = recipe.get("stage", "sft")
-    if "--stage" in args:
-        stage = args[args.index("--stage") + 1]
+    stage = recipe_stage(recipe, args)
     types_ = dataclass_types(stage)
     fields = _field_types(types_)
     check_keys(recipe, fields, where, stage)
