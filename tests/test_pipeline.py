@@ -92,6 +92,12 @@ def test_the_default_pipeline_parses():
     pipeline = load_pipeline(find_default_pipeline())
     names = [name for name, _, _ in stage_recipes(pipeline, Path("runs/x"), "recipes/pipeline.yaml")]
     assert names == ["pretrain", "sft", "dpo", "grpo"]
+    # Every build draws the same test and validation splits first (same seed and sizes) and keeps them out of train,
+    # so no stage trains on the problems it is evaluated or tuned on; one answer style throughout, so every stage
+    # writes what the next one reads.
+    builds = [stage["data_options"] for stage in pipeline["stages"].values()] + [pipeline["evaluation"]["data_options"]]
+    assert {(b["seed"], b["num_test"], b["num_validation"], b["answer_style"], tuple(b["task"])) for b in builds} == {
+        (0, 1000, 1000, "worked", ("arithmetic",))}
 
 
 def test_the_alignment_lab_compares_dpo_and_grpo_from_the_same_sft_model():

@@ -56,6 +56,26 @@ def test_arithmetic_targets_check_against_their_answers(style):
             assert (again.key, again.answer) == (problem.key, problem.answer)
 
 
+@pytest.mark.parametrize(
+    "type, a, b, target",
+    [
+        ("a_times_b", 17, 19, " 17*9: 351, 17*1: 71, Reversed: 323. The answer is 323."),  # a partial product a digit
+        ("a_times_b", 17, 9, " 17*9: 351, Reversed: 351. The answer is 153."),  # one digit: the same step
+        ("a_times_b", 23, 40, " 23*0: 0, 23*4: 29, Reversed: 029. The answer is 920."),
+        ("a_minus_b", 9, 82, " -(82-9), Reversed: -37. The answer is -73."),  # a negative difference
+        ("a_minus_b", 82, 9, " Reversed: 37. The answer is 73."),
+        ("a_plus_b", 78, 2, " Reversed: 08. The answer is 80."),  # the trailing zero comes first
+        ("x_minus_b", 39, 18, " x=21+18, Reversed: 93. The answer is 39."),  # equations: the solving operation
+        ("b_over_x", 2924, 86, " x=2924/34, Reversed: 68. The answer is 86."),
+    ],
+)
+def test_worked_style_writes_each_step(type, a, b, target):
+    spec = ARITHMETIC.make_spec(answer_style="worked", spacing_variants=0.0)
+    problem = ARITHMETIC.make_problem(type, a, b, spec)
+    assert problem.target == target
+    assert ARITHMETIC.extract_answer(problem.target) == problem.answer
+
+
 def test_arithmetic_mix_draws_every_type_and_respects_weights():
     rng = random.Random(1)
     counts = collections.Counter(ARITHMETIC.generate(rng, ARITHMETIC.make_spec()).type for _ in range(3000))
