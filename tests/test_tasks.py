@@ -59,9 +59,9 @@ def test_arithmetic_targets_check_against_their_answers(style):
 @pytest.mark.parametrize(
     "type, a, b, target",
     [
-        ("a_times_b", 17, 19, " 17*9: 351, 17*1: 71, Reversed: 323. The answer is 323."),  # a partial product a digit
+        ("a_times_b", 17, 19, " 17*9: 351, 17*10: 071, Reversed: 323. The answer is 323."),  # a product per digit
         ("a_times_b", 17, 9, " 17*9: 351, Reversed: 351. The answer is 153."),  # one digit: the same step
-        ("a_times_b", 23, 40, " 23*0: 0, 23*4: 29, Reversed: 029. The answer is 920."),
+        ("a_times_b", 23, 40, " 23*0: 0, 23*40: 029, Reversed: 029. The answer is 920."),
         ("a_minus_b", 9, 82, " -(82-9), Reversed: -37. The answer is -73."),  # a negative difference
         ("a_minus_b", 82, 9, " Reversed: 37. The answer is 73."),
         ("a_plus_b", 78, 2, " Reversed: 08. The answer is 80."),  # the trailing zero comes first

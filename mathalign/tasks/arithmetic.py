@@ -5,14 +5,14 @@
                                         " Reversed: 81. The answer is 18."           (answer_style="reversed")
     prompt  "x-18=21, x=?"      target  " x=21+18. The answer is 39."               (answer_style="scratchpad")
                                         " x=21+18, Reversed: 93. The answer is 39."  (answer_style="worked")
-    prompt  "17*19=?"           target  " 17*9: 351, 17*1: 71, Reversed: 323. The answer is 323."  ("worked")
+    prompt  "17*19=?"           target  " 17*9: 351, 17*10: 071, Reversed: 323. The answer is 323."  ("worked")
 
 Whatever the style, the last sentence is `The answer is N.` and that is what gets checked. Reversed digits and a
 short scratchpad are the formats Lee et al. (2023) found to cut the samples a small transformer needs.
 
 `worked` combines them so that every token a model writes is a small lookup: an equation is first rewritten as the
 one operation that solves it (`x=21+18`), a product is split into one partial product per digit of the second
-operand (each written units first), a negative difference is written as `-(b-a)`, and the result's digits come
+operand (each shifted to its place and written units first), a negative difference is written as `-(b-a)`, and the result's digits come
 units first, as schoolbook arithmetic produces them. A 0.4M-parameter MathGPT trained on the nine types (validation
 split, loss on the answers only) reached 11% with plain answers after 3,000 steps and 74% with worked ones.
 
@@ -423,8 +423,12 @@ def _working(type: str, a: int, b: int) -> str:
         return f"x={_explanation(type, a, b)}, "
     if type == "a_minus_b" and a < b:
         return f"-({b}-{a}), "
-    if type == "a_times_b":  # even one digit: `5*5: 52` is then the same step as inside `5*15`, learned from both
-        return "".join(f"{a}*{digit}: {_reversed(a * int(digit))}, " for digit in reversed(str(b)))
+    if type == "a_times_b":
+        # One partial product per digit of b, shifted to its place (`17*10: 071`), so that digit k of every partial
+        # product sits k tokens after its colon and the sum is digit-aligned. Written even for a one-digit b:
+        # `5*5: 52` is then the same step as inside `5*15`, learned from both.
+        return "".join(f"{a}*{digit}{'0' * place}: {_reversed(a * int(digit) * 10**place)}, "
+                       for place, digit in enumerate(reversed(str(b))))
     return ""
 
 
