@@ -12,9 +12,10 @@ short scratchpad are the formats Lee et al. (2023) found to cut the samples a sm
 
 `worked` combines them so that every token a model writes is a small lookup: an equation is first rewritten as the
 one operation that solves it (`x=21+18`), a product is split into one partial product per digit of the second
-operand (each shifted to its place and written units first), a negative difference is written as `-(b-a)`, and the result's digits come
-units first, as schoolbook arithmetic produces them. A 0.4M-parameter MathGPT trained on the nine types (validation
-split, loss on the answers only) reached 11% with plain answers after 3,000 steps and 74% with worked ones.
+operand (each shifted to its place and written units first), a negative difference is written as `-(b-a)`, and
+the result's digits come units first, as schoolbook arithmetic produces them. A 0.4M-parameter MathGPT trained
+on the nine types (validation split, loss on the answers only) reached 11% with plain answers after 3,000 steps
+and 74% with worked ones.
 
 Operands are drawn digit-balanced (first a digit count, then a number with that many digits), so 1-digit operands
 are not drowned by 2-digit ones. A problem's `key` ignores spacing and operand order: `3+4=?` and `4+3=?` are the
@@ -59,8 +60,9 @@ class ArithmeticSpec:
         tuple(TYPES), f"problem types, drawn evenly, or weighted as type=weight; any of {', '.join(TYPES)}", nargs="+"
     )
     answer_style: str = option("plain", "target text: plain, explain (`... because 72/4 equals 18`), reversed "
-                               "(answer digits reversed first), scratchpad (one short step first) or worked (the operation that "
-                               "solves it, partial products, then the digits reversed: the easiest to learn)",
+                               "(answer digits reversed first), scratchpad (one short step first) or worked (the "
+                               "operation that solves it, partial products, then the digits reversed: the easiest "
+                               "to learn)",
                                choices=ANSWER_STYLES)
     spacing_variants: float = option(0.1, "probability that a prompt uses other spacing (`72-x=34,x=?`, "
                                      "`72 - x = 34, x = ?`); normalize_prompt maps them all to one form")
