@@ -1,6 +1,8 @@
 """Shared hermetic fixtures: a tokenizer trained in-process and a 2-layer MathGPT. No network, no downloads."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # PyTorch's spinning OpenMP threads slow parallel work here
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,6 +23,17 @@ ARITHMETIC_TEXTS = [
     "Expression now: 12 </think> Final Result: 12",
     "x-18=21, x=? The answer is 39 because 21+18 equals 39. Sorry, I do not know! #### 42 Final Answer: C",
 ]
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """A script under benchmarks/ (not a package) imported as a module, so tests call its functions."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,18 @@
 """benchmarks/train_throughput.py on a tiny model: both sides run and do the same work, and the ratio is reported."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
+from conftest import load_benchmark
+
 TINY = ["--hidden_size", "32", "--layers", "1", "--heads", "2", "--batch_size", "8", "--steps", "3",
         "--warmup_steps", "1"]
 
 
 @pytest.fixture(scope="module")
 def train_throughput():
-    spec = importlib.util.spec_from_file_location("train_throughput", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("train_throughput")
 
 
 @pytest.mark.parametrize(

@@ -110,12 +110,9 @@ def test_the_alignment_lab_compares_dpo_and_grpo_from_the_same_sft_model():
 
 
 def test_alignment_lab_table_counts_errors_removed():
-    import importlib.util
+    from conftest import load_benchmark
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "alignment_lab.py"
-    spec = importlib.util.spec_from_file_location("alignment_lab", path)
-    lab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab)
+    lab = load_benchmark("alignment_lab")
     rows = {r["stage"]: r for r in lab.lab_table({"sft": 0.80, "dpo": 0.86, "grpo": 0.92},
                                                  {"sft": 60.0, "dpo": 100.0, "grpo": 400.0})}
     assert rows["dpo"]["error_removed"] == pytest.approx(0.30) and rows["dpo"]["met"]  # 20% -> 14% errors
