@@ -94,6 +94,11 @@ def stage_recipe(args: argparse.Namespace, output_dir: str) -> dict:
     if args.stage not in (pipeline.get("stages") or {}):
         raise SystemExit(f"train_throughput: {args.pipeline} has no stage {args.stage!r}; pick another --stage.")
     recipe = {"stage": args.stage, **pipeline["stages"][args.stage], "output_dir": output_dir}
+    # Pipeline keys, not recipe keys. One process here, so a stage launched as N processes gets their global batch.
+    recipe.pop("start_from", None)
+    recipe.pop("accelerate_config", None)
+    processes = recipe.pop("num_processes", None) or 1
+    recipe["per_device_train_batch_size"] = recipe.get("per_device_train_batch_size", 8) * processes
     total_steps = args.warmup_steps + args.steps
     recipe["max_steps"] = total_steps
     recipe.pop("model_name_or_path", None)  # SFT from a fresh model of the same shape: speed ignores the weights

@@ -8,14 +8,23 @@ name -> recipe keys (the same keys as recipes/*.yaml). Each stage starts from th
 the earlier stage named by `start_from`, to compare methods side by side); a LoRA stage is merged into a plain
 checkpoint before the next one starts. A stage whose output exists is skipped, and an
 interrupted stage resumes from its last checkpoint, so re-running the same command continues where it stopped.
+
+A stage with `num_processes: N` (and optionally `accelerate_config`) runs in its own `accelerate launch` as
+`mathalign train --num_processes N` would: DDP over N processes (GPUs, or gloo on a CPU), or the named
+DeepSpeed/FSDP config. `per_device_train_batch_size` is then per process. On a machine with fewer GPUs than N,
+the stage runs on the GPUs there are, each process taking a proportionally larger batch: the global batch, and so
+the recipe's meaning, stays the same (the default pipeline's 2 CPU processes become 1 process on 1 GPU).
 """
 
 import argparse
 import json
 import logging
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -25,6 +34,18 @@ logger = logging.getLogger("mathalign.pipeline")
 
 PIPELINE_KEYS = {"run_dir", "stages", "evaluation"}
 EVALUATION_KEYS = {"dataset", "data_options", "split", "num_samples", "batch_size"}
+LAUNCH_KEYS = ("num_processes", "accelerate_config")  # stage keys for the pipeline, not for the recipe
+
+
+class Stage(NamedTuple):
+    name: str
+    recipe: dict  # the stage's recipe keys with output_dir and model_name_or_path filled in
+    parsed: tuple  # what `train.main` takes
+    launch: dict  # num_processes / accelerate_config: run in its own `accelerate launch`; empty: in this process
+
+
+class StageFailed(RuntimeError):
+    pass
 
 
 def load_pipeline(path) -> dict:
@@ -41,9 +62,9 @@ def load_pipeline(path) -> dict:
     return pipeline
 
 
-def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[tuple[str, dict, tuple]]:
+def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[Stage]:
     """Each stage's recipe with its output_dir and starting model filled in, parsed (so checked) before anything
-    runs: `(name, recipe, parsed)` where `parsed` is what `train.main` takes."""
+    runs."""
     recipes, previous, finished = [], None, {}
     for name, keys in pipeline["stages"].items():
         if not isinstance(keys, dict):
@@ -57,13 +78,76 @@ def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[tuple[str, 
             if "model_name_or_path" in keys:
                 raise RecipeError(f"{where}: stage {name!r} sets both start_from and model_name_or_path; keep one.")
             previous = finished[start_from]
+        launch = {key: keys.pop(key) for key in LAUNCH_KEYS if key in keys}
         recipe = {"stage": name, **keys, "output_dir": str(run_dir / name)}
+        check_launch(launch, recipe, f"{where}: stage {name!r}")
         if previous is not None and "model_name_or_path" not in keys:
             recipe["model_name_or_path"] = str(final_model_dir(run_dir, *previous))
         parsed = parse_recipe([], recipe=recipe, where=f"{where} (stage {name!r})")  # fail now, not an hour in
-        recipes.append((name, recipe, parsed))
+        recipes.append(Stage(name, recipe, parsed, launch))
         previous = finished[name] = (name, bool(recipe.get("use_peft")))
     return recipes
+
+
+def check_launch(launch: dict, recipe: dict, where: str) -> None:
+    """Refuse a launch that could not start, before anything trains."""
+    from .cli_train import accelerate_command
+    from .recipe import SECRET_KEYS
+
+    processes = launch.get("num_processes")
+    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
+        raise RecipeError(f"{where}: num_processes must be a whole number >= 1, got {processes!r}.")
+    secrets = sorted(set(SECRET_KEYS) & set(recipe))
+    if launch and secrets:  # the launched stage reads its recipe from a file in run_dir: a token does not belong there
+        raise RecipeError(f"{where}: a stage with {' / '.join(launch)} cannot take {secrets} in the pipeline file; "
+                          "set the HF_TOKEN environment variable (or `hf auth login`) instead.")
+    try:
+        accelerate_command("recipe.yaml", [], processes, launch.get("accelerate_config"))
+    except (FileNotFoundError, ValueError) as err:
+        raise RecipeError(f"{where}: {err}") from None
+
+
+def count_accelerators() -> int:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    if hasattr(torch, "xpu") and torch.xpu.is_available():
+        return torch.xpu.device_count()
+    return 1 if torch.backends.mps.is_available() else 0
+
+
+def fit_to_devices(stage: Stage, accelerators: int, where: str = "pipeline") -> Stage:
+    """The stage as it runs on a machine with `accelerators` GPUs: `num_processes: N` needs N of them, so with fewer
+    it runs on as many as divide N, each with N/processes times the per-device batch (the same global batch).
+    CPU-only machines (0) and stages with an accelerate_config run as written."""
+    wanted = stage.launch.get("num_processes") or 1
+    if wanted <= 1 or accelerators == 0 or accelerators >= wanted or stage.launch.get("accelerate_config"):
+        return stage
+    processes = max(d for d in range(1, accelerators + 1) if wanted % d == 0)
+    batch = stage.parsed[2].per_device_train_batch_size * (wanted // processes)
+    recipe = {**stage.recipe, "per_device_train_batch_size": batch}
+    parsed = parse_recipe([], recipe=recipe, where=f"{where} (stage {stage.name!r})")
+    print(f"{stage.name}: {accelerators} GPU(s) for num_processes: {wanted} -> {processes} process(es) with "
+          f"per_device_train_batch_size {batch} (the same global batch)", flush=True)
+    return Stage(stage.name, recipe, parsed, {"num_processes": processes} if processes > 1 else {})
+
+
+def launch_stage(stage: Stage, run_dir: Path) -> None:
+    """Train a stage in its own `accelerate launch` (the recipe is written next to its output first)."""
+    from .cli_train import accelerate_command
+    from .recipe import plain_recipe
+
+    path = run_dir / f"{stage.name}.recipe.yaml"
+    path.write_text(yaml.safe_dump(plain_recipe(stage.recipe), sort_keys=False))
+    launch = stage.launch
+    command = accelerate_command(str(path), [], launch.get("num_processes"), launch.get("accelerate_config"))
+    print("launching:", " ".join(command), flush=True)
+    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    code = subprocess.call(command, env=env)
+    if code != 0:
+        raise StageFailed(f"stage {stage.name!r} exited with status {code} (its log is above); fix it and run the "
+                          "same command again: finished stages are skipped and this one resumes.")
 
 
 def final_model_dir(run_dir: Path, name: str, uses_lora: bool) -> Path:
@@ -88,7 +172,8 @@ def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> d
     (run_dir / "pipeline.yaml").write_text(yaml.safe_dump({**pipeline, "run_dir": str(run_dir)}, sort_keys=False))
 
     timings, models = {}, {}
-    for index, (name, recipe, parsed) in enumerate(recipes, 1):
+    for index, stage in enumerate(recipes, 1):
+        name, recipe = stage.name, stage.recipe
         output_dir, uses_lora = Path(recipe["output_dir"]), bool(recipe.get("use_peft"))
         final = final_model_dir(run_dir, name, uses_lora)
         print(f"[{index}/{len(recipes)}] {name}: ", end="", flush=True)
@@ -97,7 +182,11 @@ def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> d
         else:
             print(f"training into {output_dir}", flush=True)
             start = time.time()
-            train_stage(*parsed)
+            stage = fit_to_devices(stage, count_accelerators(), str(path))
+            if stage.launch:
+                launch_stage(stage, run_dir)
+            else:
+                train_stage(*stage.parsed)
             if uses_lora:
                 if final.exists():  # a merge interrupted half-way
                     import shutil
@@ -168,7 +257,7 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     try:
         run_pipeline(args.pipeline, args.run_dir, args.skip_eval)
-    except (RecipeError, FileNotFoundError) as err:
+    except (RecipeError, FileNotFoundError, StageFailed) as err:
         print(f"mathalign pipeline: error: {err}", file=sys.stderr)
         return 2
     return 0

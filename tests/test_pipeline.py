@@ -69,12 +69,57 @@ def test_an_interrupted_stage_is_redone(tmp_path, capsys):
     assert (run / "grpo-merged" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
+def test_a_stage_with_num_processes_trains_in_its_own_ddp_launch(tmp_path, capfd):
+    path = tiny_pipeline(tmp_path)
+    pipeline = yaml.safe_load(path.read_text())
+    pipeline["stages"] = {name: pipeline["stages"][name] for name in ("pretrain", "sft")}
+    pipeline["stages"]["sft"]["num_processes"] = 2
+    path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    assert cli_main(["pipeline", str(path), "--skip_eval"]) == 0
+    out = capfd.readouterr().out
+    assert "--multi_gpu --num_processes 2 -m mathalign.train" in out  # DDP: gloo on a CPU
+    run = tmp_path / "run"
+    assert "num_processes" not in yaml.safe_load((run / "sft.recipe.yaml").read_text())  # a pipeline key only
+    # Two processes of 8 rows each per step: the 2 steps read all 32 training rows (one process would read half).
+    state = json.loads((run / "sft" / "trainer_state.json").read_text())
+    assert state["epoch"] == pytest.approx(1.0), state["epoch"]
+    from safetensors.torch import load_file
+
+    before, after = load_file(run / "pretrain" / "model.safetensors"), load_file(run / "sft" / "model.safetensors")
+    assert any(not (before[k] == after[k]).all() for k in before)  # it trained
+
+
+@pytest.mark.parametrize(
+    "num_processes, accelerators, launch, batch",
+    [
+        (2, 0, {"num_processes": 2}, 32),  # CPU only: DDP over 2 processes, as written
+        (2, 1, {}, 64),  # one GPU: one process with the whole global batch
+        (2, 4, {"num_processes": 2}, 32),  # enough GPUs: as written
+        (4, 3, {"num_processes": 2}, 64),  # 3 GPUs for 4 processes: 2 processes (a divisor of 4), twice the batch
+    ],
+)
+def test_a_launched_stage_keeps_its_global_batch_on_fewer_gpus(num_processes, accelerators, launch, batch):
+    from mathalign.pipeline import fit_to_devices, stage_recipes
+
+    pipeline = {"stages": {"sft": {"dataset_name": "sft", "per_device_train_batch_size": 32,
+                                   "num_processes": num_processes}}}
+    (stage,) = stage_recipes(pipeline, Path("runs/x"), "x")
+    fitted = fit_to_devices(stage, accelerators)
+    assert fitted.launch == launch
+    assert fitted.recipe["per_device_train_batch_size"] == fitted.parsed[2].per_device_train_batch_size == batch
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
         ({"stages": {"sft": {"max_step": 2}}}, "Did you mean 'max_steps'"),  # typo inside a stage, found up front
         ({"stagess": {}}, "unknown pipeline key"),  # typo at the top level
         ({"stages": []}, "`stages` must map"),  # stages given as a list
+        ({"stages": {"sft": {"num_processes": 0}}}, "num_processes must be a whole number"),
+        ({"stages": {"sft": {"accelerate_config": "nope"}}}, "accelerate config 'nope' not found"),
+        ({"stages": {"sft": {"num_processes": 2, "accelerate_config": "cpu"}}}, "runs a single process"),
+        ({"stages": {"sft": {"num_processes": 2, "hub_token": "hf_x"}}}, "set the HF_TOKEN environment variable"),
     ],
 )
 def test_bad_pipelines_fail_before_any_training(tmp_path, capsys, change, message):
@@ -90,7 +135,7 @@ def test_the_default_pipeline_parses():
     from mathalign.pipeline import load_pipeline, stage_recipes
 
     pipeline = load_pipeline(find_default_pipeline())
-    names = [name for name, _, _ in stage_recipes(pipeline, Path("runs/x"), "recipes/pipeline.yaml")]
+    names = [stage.name for stage in stage_recipes(pipeline, Path("runs/x"), "recipes/pipeline.yaml")]
     assert names == ["pretrain", "sft", "dpo", "grpo"]
     # Every build draws the same test and validation splits first (same seed and sizes) and keeps them out of train,
     # so no stage trains on the problems it is evaluated or tuned on; one answer style throughout, so every stage
@@ -104,7 +149,7 @@ def test_the_alignment_lab_compares_dpo_and_grpo_from_the_same_sft_model():
     from mathalign.pipeline import load_pipeline, stage_recipes
 
     path = Path(__file__).resolve().parent.parent / "recipes" / "alignment_lab.yaml"
-    recipes = {name: recipe for name, recipe, _ in stage_recipes(load_pipeline(path), Path("runs/x"), str(path))}
+    recipes = {stage.name: stage.recipe for stage in stage_recipes(load_pipeline(path), Path("runs/x"), str(path))}
     assert recipes["dpo"]["model_name_or_path"] == recipes["grpo"]["model_name_or_path"] == str(Path("runs/x/sft"))
     assert "sampled" in recipes["dpo"]["data_options"]["negatives"]  # DPO learns from the SFT model's own errors
 
@@ -127,7 +172,7 @@ def test_start_from_runs_methods_side_by_side_from_one_model(tmp_path):
     pipeline = yaml.safe_load(tiny_pipeline(tmp_path).read_text())
     pipeline["stages"]["grpo"]["start_from"] = "sft"  # GRPO from the SFT model, beside DPO rather than after it
     run = tmp_path / "run"
-    recipes = {name: recipe for name, recipe, _ in stage_recipes(pipeline, run, "x")}
+    recipes = {stage.name: stage.recipe for stage in stage_recipes(pipeline, run, "x")}
     assert recipes["dpo"]["model_name_or_path"] == str(run / "sft")
     assert recipes["grpo"]["model_name_or_path"] == str(run / "sft")
     assert "start_from" not in recipes["grpo"]  # a pipeline key, not a recipe key
