@@ -94,10 +94,12 @@ def stage_recipe(args: argparse.Namespace, output_dir: str) -> dict:
     if args.stage not in (pipeline.get("stages") or {}):
         raise SystemExit(f"train_throughput: {args.pipeline} has no stage {args.stage!r}; pick another --stage.")
     recipe = {"stage": args.stage, **pipeline["stages"][args.stage], "output_dir": output_dir}
-    # Pipeline keys, not recipe keys. One process here, so a stage launched as N processes gets their global batch.
-    recipe.pop("start_from", None)
-    recipe.pop("accelerate_config", None)
-    processes = recipe.pop("num_processes", None) or 1
+    from mathalign.pipeline import STAGE_KEYS
+
+    # One process here, so a stage launched as N processes gets their global batch; the pipeline's own keys go.
+    processes = recipe.get("num_processes") or 1
+    for key in STAGE_KEYS:
+        recipe.pop(key, None)
     recipe["per_device_train_batch_size"] = recipe.get("per_device_train_batch_size", 8) * processes
     total_steps = args.warmup_steps + args.steps
     recipe["max_steps"] = total_steps

@@ -34,7 +34,8 @@ logger = logging.getLogger("mathalign.pipeline")
 
 PIPELINE_KEYS = {"run_dir", "stages", "evaluation"}
 EVALUATION_KEYS = {"dataset", "data_options", "split", "num_samples", "batch_size"}
-LAUNCH_KEYS = ("num_processes", "accelerate_config")  # stage keys for the pipeline, not for the recipe
+LAUNCH_KEYS = ("num_processes", "accelerate_config")  # how a stage is started
+STAGE_KEYS = ("start_from", *LAUNCH_KEYS)  # what a stage may hold beside its recipe keys: the pipeline's, not train's
 
 
 class Stage(NamedTuple):
