@@ -87,6 +87,11 @@ def _distributed_type(config: Path) -> str | None:
     return str(settings.get("distributed_type")) if isinstance(settings, dict) else None
 
 
+def needs_launcher(num_processes: int | None, config: str | None) -> bool:
+    """Whether a run goes through `accelerate launch` (several processes, or a config) rather than this process."""
+    return (num_processes or 1) > 1 or bool(config)
+
+
 def accelerate_command(recipe: str | None, extra: list[str], num_processes: int | None,
                        config: str | None) -> list[str]:
     """The `accelerate launch ... -m mathalign.train ...` command line for a training run.
@@ -136,7 +141,7 @@ def run_train(args, extra: list[str] | None = None) -> int:
         raise ValueError("give a recipe, e.g. `mathalign train recipes/sft.yaml` (see --help).")
     argv = ([args.recipe] if args.recipe else []) + extra
     parse_recipe(argv)  # every key and value checked here, before a process is launched
-    if (args.num_processes or 1) <= 1 and not args.accelerate_config:
+    if not needs_launcher(args.num_processes, args.accelerate_config):
         from .train import run
 
         run(argv)

@@ -163,6 +163,7 @@ def stage_is_done(output_dir: Path) -> bool:
 
 def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> dict:
     """Run (or continue) every stage of a pipeline file, then evaluate and compare the stages."""
+    from .cli_train import needs_launcher
     from .merge import merge_adapter
     from .train import main as train_stage
 
@@ -184,7 +185,7 @@ def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> d
             print(f"training into {output_dir}", flush=True)
             start = time.time()
             stage = fit_to_devices(stage, count_accelerators(), str(path))
-            if stage.launch:
+            if needs_launcher(stage.launch.get("num_processes"), stage.launch.get("accelerate_config")):
                 launch_stage(stage, run_dir)
             else:
                 train_stage(*stage.parsed)

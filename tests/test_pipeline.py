@@ -90,6 +90,17 @@ def test_a_stage_with_num_processes_trains_in_its_own_ddp_launch(tmp_path, capfd
     assert any(not (before[k] == after[k]).all() for k in before)  # it trained
 
 
+def test_a_stage_with_one_process_trains_in_the_pipelines_own_process(tmp_path, capfd):
+    path = tiny_pipeline(tmp_path)
+    pipeline = yaml.safe_load(path.read_text())
+    pipeline["stages"] = {name: pipeline["stages"][name] for name in ("pretrain", "sft")}
+    pipeline["stages"]["sft"]["num_processes"] = 1  # as `mathalign train --num_processes 1`: no launcher
+    path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    assert cli_main(["pipeline", str(path), "--skip_eval"]) == 0
+    assert "launching:" not in capfd.readouterr().out
+    assert (tmp_path / "run" / "sft" / "train_results.json").is_file()
+
+
 @pytest.mark.parametrize(
     "num_processes, accelerators, launch, batch",
     [
