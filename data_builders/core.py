@@ -5,7 +5,8 @@ problems. How it keeps its promises:
 
 - Disjoint splits by construction: splits are drawn one after another (test, validation, train, then test_ood)
   and a problem whose `key` an earlier split holds is drawn again. Each split has its own seeded RNG, so the test
-  set does not move when num_train changes.
+  set does not move when num_train changes. `train_offset=N` leaves out the train problems of the same build with
+  num_train=N, so that stages can train on disjoint prompts (SFT on the first N, DPO or GRPO on new ones).
 - Exact mixes: each (family, type) gets its share of every split by largest remainder, so 1,000 rows over the
   nine arithmetic types are 112/111/.../111 rather than a random draw.
 - Impossible requests fail before any work: a split asking for more problems of a type than exist (the family
@@ -57,6 +58,8 @@ class BuildOptions:
     num_test: int = option(1_000, "rows in the test split (0: no such split)")
     num_test_ood: int = option(500, "rows in test_ood: longer operands / deeper expressions than training")
     seed: int = option(0, "random seed; the same options and seed give byte-identical datasets")
+    train_offset: int = option(0, "leave out the train problems that a build with num_train=N (same seed and "
+                                  "spec) holds, so a later stage trains on prompts an earlier one never saw")
 
     def __post_init__(self):
         if isinstance(self.task, str):
@@ -80,6 +83,8 @@ class BuildOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.train_offset, int) or isinstance(self.train_offset, bool) or self.train_offset < 0:
+            raise ValueError(f"train_offset must be an integer >= 0, got {self.train_offset!r}")
         if not any(self.sizes.values()):
             raise ValueError("every split size is 0: nothing to build")
 
@@ -249,16 +254,20 @@ def plan_quotas(options: BuildOptions, specs: dict[str, Any]) -> dict[str, dict[
         for type, w in specs[family].type_weights.items():
             weights[(family, type)] = share * w
     quotas = {split: allocate(n, weights) for split, n in options.sizes.items() if n}
+    skipped = allocate(options.train_offset, weights) if options.train_offset and "train" in quotas else {}
     for family, type in weights:
         task = get_task(family)
         for splits in (IN_DISTRIBUTION, ("test_ood",)):
             wanted = sum(quotas.get(split, {}).get((family, type), 0) for split in splits)
             if not wanted:
                 continue
+            offset = skipped.get((family, type), 0) if splits == IN_DISTRIBUTION else 0
+            wanted += offset  # the problems train_offset leaves out are drawn all the same
             spec = specs[family].ood() if splits == ("test_ood",) else specs[family]
             available = task.num_distinct(spec, type)
             if available is not None and wanted > available:
-                names = " + ".join(SIZE_FIELDS[s] for s in SPLITS if s in splits and s in quotas)
+                names = " + ".join([SIZE_FIELDS[s] for s in SPLITS if s in splits and s in quotas]
+                                   + (["train_offset"] if offset else []))
                 raise ValueError(
                     f"{names} asks for {wanted} distinct {family} problems of type {type!r}, but the spec "
                     f"{_short_spec(spec)} has only {available}; lower {names} or widen the spec"
@@ -284,6 +293,14 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
             if split not in quotas:
                 continue
             rng = random.Random(f"mathalign:{options.seed}:{split}")
+            if split == "train" and options.train_offset:
+                # Draw exactly what a build with num_train=train_offset holds, mark it seen, and go on with an RNG
+                # of its own: the rows that follow are new problems.
+                offset_quotas = plan_quotas(dataclasses.replace(options, num_train=options.train_offset,
+                                                                train_offset=0), specs)["train"]
+                for (family, type), count in offset_quotas.items():
+                    _draw_unique(get_task(family), family, type, specs[family], count, seen[family], rng, None, split)
+                rng = random.Random(f"mathalign:{options.seed}:{split}:after:{options.train_offset}")
             rows: list[tuple[str, Problem]] = []
             for (family, type), count in quotas[split].items():
                 spec = specs[family].ood() if split == "test_ood" else specs[family]
@@ -310,9 +327,10 @@ def _draw_unique(task, family, type, spec, count, seen, rng, bar, split):
             continue
         add(key)
         append((family, make()))
-        if len(rows) % 4096 == 0:
+        if bar is not None and len(rows) % 4096 == 0:
             bar.update(4096)
-    bar.update(len(rows) % 4096)
+    if bar is not None:
+        bar.update(len(rows) % 4096)
     return rows
 
 

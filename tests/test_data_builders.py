@@ -127,6 +127,28 @@ def test_eval_splits_do_not_move_when_num_train_changes():
     assert small["validation"]["prompt"] == large["validation"]["prompt"]
 
 
+def test_train_offset_gives_new_prompts_and_keeps_the_eval_splits():
+    """A later stage's data with train_offset=N holds none of the train problems of the build with num_train=N."""
+    sft = data_builders.get_builder("sft")
+    mixed = dict(TINY, task=MIX["task"], operators=MIX["operators"], max_depth=3)
+    first = sft.build(**{**mixed, "num_train": 90})
+    later = sft.build(**{**mixed, "num_train": 60, "train_offset": 90})
+    assert not set(first["train"]["key"]) & set(later["train"]["key"])
+    assert len(set(later["train"]["key"])) == 60
+    for split in ("validation", "test", "test_ood"):
+        assert first[split]["key"] == later[split]["key"]
+    assert sft.build(**{**mixed, "num_train": 60, "train_offset": 90})["train"]["key"] == later["train"]["key"]
+    assert "--train-offset 90" in later["train"].info.description  # the rebuild command keeps it
+
+
+def test_train_offset_counts_towards_the_problems_available():
+    sft = data_builders.get_builder("sft")
+    small = dict(types=["a_plus_b"], max_digits=1, num_validation=0, num_test=10, num_test_ood=0)  # 55 problems
+    assert len(sft.build(**small, num_train=5, train_offset=40)["train"]) == 5
+    with pytest.raises(ValueError, match=r"num_train \+ num_test \+ train_offset asks for 60 .* only 55"):
+        sft.build(**small, num_train=10, train_offset=40)
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -139,6 +161,7 @@ def test_eval_splits_do_not_move_when_num_train_changes():
         (dict(task="expressions", num_range=(1, 2), max_depth=1, operators="+", invalid_rate=0.0, num_train=5,
               num_validation=0, num_test=0, num_test_ood=0), "only 4"),
         (dict(num_train=-1), "num_train must be an integer >= 0"),  # negative size
+        (dict(train_offset=-5), "train_offset must be an integer >= 0"),
         (dict(num_train=0, num_validation=0, num_test=0, num_test_ood=0), "nothing to build"),  # empty build
         (dict(task="algebra"), "valid tasks"),  # unknown family
         (dict(task="gsm8k"), "does not generate"),  # a dataset family has its own builder
