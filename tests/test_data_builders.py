@@ -127,6 +127,19 @@ def test_eval_splits_do_not_move_when_num_train_changes():
     assert small["validation"]["prompt"] == large["validation"]["prompt"]
 
 
+def test_held_out_splits_leave_small_difficulties_to_training():
+    """Two 1-digit operands are a quarter of the digit-balanced draws of `a*b` but 55 of its 5,050 problems: the
+    held-out splits take at most twice their share of them, so training sees most (uncapped, test took all 55)."""
+    sft = data_builders.get_builder("sft")
+    ds = sft.build(types=["a_times_b"], num_train=2000, num_validation=111, num_test=111, num_test_ood=0)
+    easy = {split: ds[split]["difficulty"].count(1) for split in ds}
+    assert easy["test"] <= 3 and easy["validation"] <= 3  # ceil(55 * 2 * 111 / 5050)
+    assert easy["train"] >= 40
+    # When the held-out splits ask for more than half of a type's problems, no caps: the request is still met.
+    big = sft.build(types=["a_plus_b"], num_train=10, num_validation=0, num_test=3000, num_test_ood=0)
+    assert len(set(big["test"]["key"])) == 3000
+
+
 def test_train_offset_gives_new_prompts_and_keeps_the_eval_splits():
     """A later stage's data with train_offset=N holds none of the train problems of the build with num_train=N."""
     sft = data_builders.get_builder("sft")

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from mathalign.tasks import TASKS, get_task
 from mathalign.tasks import aqua, arithmetic, expressions, gsm8k
+from mathalign.tasks.arithmetic import TYPES as ARITHMETIC_TYPES, ArithmeticSpec
 from mathalign.tasks.expressions import ExpressionError, evaluate, parse, render, verify_steps
 
 ARITHMETIC = get_task("arithmetic")
@@ -411,3 +412,19 @@ def test_verifiers_never_raise(text):
 def test_spec_validation(family, options, message):
     with pytest.raises(ValueError, match=message):
         get_task(family).make_spec(**options)
+
+
+@pytest.mark.parametrize("type", ARITHMETIC_TYPES)
+def test_arithmetic_counts_its_problems_per_difficulty(type):
+    """The per-difficulty counts the data builders cap held-out splits with. Difficulty 1 (two 1-digit operands) is
+    a quarter of the draws, so 20,000 draws find all of it; difficulty 2 is the rest of the exact total."""
+    task, spec = get_task("arithmetic"), ArithmeticSpec(max_digits=2)
+    rng, found = random.Random(0), collections.defaultdict(set)
+    for _ in range(20_000):
+        key, _make = task.draw(rng, spec, type)
+        found[task.difficulty_of_key(key)].add(key)
+    counts = task.num_distinct_per_difficulty(spec, type)
+    assert set(counts) == set(found) == {1, 2}
+    assert counts[1] == len(found[1]) and counts[2] >= len(found[2])
+    assert sum(counts.values()) == task.num_distinct(spec, type)
+    assert task.difficulty_of_key("a_times_b:7,12") == 2 and task.difficulty_of_key("not a key") is None

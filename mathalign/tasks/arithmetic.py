@@ -199,6 +199,23 @@ class ArithmeticTask(Task):
             return nonzero * n
         return nonzero * nonzero  # b_over_x: b/x=c needs c >= 1, or x is not determined
 
+    def num_distinct_per_difficulty(self, spec: ArithmeticSpec, type: str) -> dict[int, int]:
+        """Difficulty d holds the problems whose longer operand has d digits: those with operands of up to d digits
+        less those with operands of up to d - 1."""
+        counts, below = {}, 0
+        for digits in range(spec.min_digits, spec.max_digits + 1):
+            up_to = self.num_distinct(dataclasses.replace(spec, max_digits=digits), type)
+            counts[digits], below = up_to - below, up_to
+        return counts
+
+    def difficulty_of_key(self, key: str) -> int | None:
+        try:
+            type, operands = key.split(":")
+            a, b = (int(n) for n in operands.split(","))
+            return _difficulty(type, a, b)
+        except (ValueError, ZeroDivisionError):
+            return None
+
     # -- reading answers -----------------------------------------------------------------------------------------
 
     def extract_answer(self, text: str) -> str | None:

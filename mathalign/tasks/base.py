@@ -81,6 +81,15 @@ class Task:
         """How many distinct problems (keys) the spec can produce, per type or in total; None when unbounded."""
         return None
 
+    def num_distinct_per_difficulty(self, spec, type: str) -> dict[int, int] | None:
+        """{difficulty: distinct problems of `type`} when the family can count them (None: it cannot); with
+        `difficulty_of_key`, this lets the data builders keep held-out splits from taking all of a small bucket."""
+        return None
+
+    def difficulty_of_key(self, key: str) -> int | None:
+        """The difficulty of the problem a key names, without building it (None: unknown)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, types={self.types!r})"
 
