@@ -5,9 +5,11 @@
 
 The lab is a pipeline file (`recipes/alignment_lab.yaml`, also runnable as `mathalign pipeline ...`): a MathGPT
 trained on purpose for too short a time (the SFT model, 60-85% accuracy), then DPO and GRPO, each starting from that
-same SFT model (`start_from: sft`), so their effects can be compared side by side. DPO trains on the SFT model's
-own wrong answers (`negatives: [sampled]`); GRPO on exact correctness rewards. Every model is evaluated with greedy
-decoding on the same held-out problems, and the table gives each method's share of the SFT model's errors removed:
+same SFT model (`start_from: sft`), so their effects can be compared side by side, on prompts SFT never saw
+(`train_offset`). DPO trains on the SFT model's own wrong answers (`negatives: [sampled]`); GRPO on exact
+correctness rewards; a control, `sft_more`, on the right answers alone with DPO's adapter, steps and learning rate.
+Every model is evaluated with greedy decoding on the same held-out problems, and the table gives each stage's share
+of the SFT model's errors removed:
 
     error removed = (errors of SFT - errors of the method) / errors of SFT
 
@@ -47,25 +49,28 @@ def error_removed(base_accuracy: float, accuracy: float) -> float:
 
 
 def lab_table(accuracies: dict[str, float], seconds: dict[str, float], base: str = "sft") -> list[dict]:
-    """One row per stage: accuracy, training time, and for the methods the errors removed against `base`."""
-    rows = []
+    """One row per stage: accuracy, training time, and for every stage after `base` (the methods, and controls such
+    as more SFT on the same prompts) the share of its errors removed; the methods also get their target."""
+    rows, after_base = [], False
     for stage, accuracy in accuracies.items():
         row = {"stage": stage, "accuracy": accuracy, "train_seconds": seconds.get(stage)}
-        if stage in TARGETS and base in accuracies:
+        if after_base:
             row["error_removed"] = error_removed(accuracies[base], accuracy)
+        if stage in TARGETS and "error_removed" in row:
             row["target"] = TARGETS[stage]
             row["met"] = row["error_removed"] >= TARGETS[stage] - 1e-9 and (row["train_seconds"] or 0) <= TIME_LIMIT_S
+        after_base = after_base or stage == base
         rows.append(row)
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'stage':<10} {'accuracy':>9} {'train s':>8} {'errors removed':>15} {'target':>7}")
+    print(f"\n{'stage':<12} {'accuracy':>9} {'train s':>8} {'errors removed':>15} {'target':>7}")
     for row in rows:
         seconds = "-" if row["train_seconds"] is None else f"{row['train_seconds']:.0f}"
         removed = f"{row['error_removed']:+.1%}" if "error_removed" in row else ""
         target = f">={row['target']:.0%}" + (" ok" if row["met"] else " MISSED") if "target" in row else ""
-        print(f"{row['stage']:<10} {row['accuracy']:>8.1%} {seconds:>8} {removed:>15} {target:>7}")
+        print(f"{row['stage']:<12} {row['accuracy']:>8.1%} {seconds:>8} {removed:>15} {target:>7}")
 
 
 def main(args: argparse.Namespace) -> list[dict]:

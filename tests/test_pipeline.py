@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from data_builders import core
 from mathalign.cli import main as cli_main
 
 TINY = {"num_train": 32, "num_validation": 0, "num_test": 16, "num_test_ood": 0, "seed": 0}
@@ -156,24 +157,64 @@ def test_the_default_pipeline_parses():
         (0, 1000, 1000, "worked", ("arithmetic",))}
 
 
+PIPELINE_FILES = sorted(p for p in (Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml")
+                        if "stages" in yaml.safe_load(p.read_text()))
+
+
+@pytest.mark.parametrize("path", PIPELINE_FILES, ids=lambda p: p.name)
+def test_every_pipeline_file_parses_and_evaluates_on_problems_it_never_trains_on(path):
+    from mathalign.pipeline import load_pipeline, stage_recipes
+
+    pipeline = load_pipeline(path)
+    stages = stage_recipes(pipeline, Path("runs/x"), str(path))  # every recipe key checked
+    evaluation = pipeline["evaluation"]["data_options"]
+    for stage in stages:  # same seed and held-out sizes: the same test split, kept out of every train split
+        data = stage.recipe["data_options"]
+        assert (data["seed"], data["num_test"], data["num_validation"], tuple(data["task"])) == (
+            evaluation["seed"], evaluation["num_test"], evaluation["num_validation"], tuple(evaluation["task"]))
+
+
+def test_the_expressions_pipeline_trains_on_the_seeds_task():
+    from mathalign.pipeline import load_pipeline
+
+    pipeline = load_pipeline(Path(__file__).resolve().parent.parent / "recipes" / "expressions.yaml")
+    for data in (pipeline["stages"]["sft"]["data_options"], pipeline["evaluation"]["data_options"]):
+        _, specs = core.resolve_options(core.BuildOptions, data)
+        spec = specs["expressions"]  # the seed's problems: depth 4, numbers 1..20
+        assert list(specs) == ["expressions"] and (spec.max_depth, spec.num_range) == (4, (1, 20))
+
+
 def test_the_alignment_lab_compares_dpo_and_grpo_from_the_same_sft_model():
     from mathalign.pipeline import load_pipeline, stage_recipes
 
     path = Path(__file__).resolve().parent.parent / "recipes" / "alignment_lab.yaml"
     recipes = {stage.name: stage.recipe for stage in stage_recipes(load_pipeline(path), Path("runs/x"), str(path))}
-    assert recipes["dpo"]["model_name_or_path"] == recipes["grpo"]["model_name_or_path"] == str(Path("runs/x/sft"))
+    methods = ("sft_more", "dpo", "grpo")  # the control (more SFT) and the two methods
+    assert {recipes[m]["model_name_or_path"] for m in methods} == {str(Path("runs/x/sft"))}
     assert "sampled" in recipes["dpo"]["data_options"]["negatives"]  # DPO learns from the SFT model's own errors
+    # The methods train on prompts SFT never saw, and everything is evaluated on the same held-out problems.
+    sft_data = recipes["sft"]["data_options"]
+    for method in methods:
+        data = recipes[method]["data_options"]
+        assert data["train_offset"] == sft_data["num_train"]
+        assert (data["seed"], data["num_validation"], data["num_test"]) == (
+            sft_data["seed"], sft_data["num_validation"], sft_data["num_test"])
+    # The control differs from DPO only in its loss: same adapter, learning rate, epochs and batch.
+    same = ("lora_r", "lora_alpha", "learning_rate", "num_train_epochs", "per_device_train_batch_size")
+    assert [recipes["sft_more"][k] for k in same] == [recipes["dpo"][k] for k in same]
 
 
 def test_alignment_lab_table_counts_errors_removed():
     from conftest import load_benchmark
 
     lab = load_benchmark("alignment_lab")
-    rows = {r["stage"]: r for r in lab.lab_table({"sft": 0.80, "dpo": 0.86, "grpo": 0.92},
-                                                 {"sft": 60.0, "dpo": 100.0, "grpo": 400.0})}
+    rows = {r["stage"]: r for r in lab.lab_table({"pretrain": 0.05, "sft": 0.80, "sft_more": 0.84, "dpo": 0.86,
+                                                  "grpo": 0.92},
+                                                 {"sft": 60.0, "sft_more": 50.0, "dpo": 100.0, "grpo": 400.0})}
     assert rows["dpo"]["error_removed"] == pytest.approx(0.30) and rows["dpo"]["met"]  # 20% -> 14% errors
     assert rows["grpo"]["error_removed"] == pytest.approx(0.60) and not rows["grpo"]["met"]  # over 5 minutes
-    assert "error_removed" not in rows["sft"]
+    assert "error_removed" not in rows["sft"] and "error_removed" not in rows["pretrain"]
+    assert rows["sft_more"]["error_removed"] == pytest.approx(0.20) and "target" not in rows["sft_more"]  # a control
     assert lab.error_removed(0.8, 0.7) == pytest.approx(-0.5)  # a method that adds errors shows it
 
 
