@@ -38,7 +38,9 @@ REQUIRED_COLUMNS = ("prompt", "answer", "task")
 OOD_SPLIT = "test_ood"
 # Used when the data has no gold completions to measure: enough for each family's usual answer, not much more
 # (an untrained model that never says eos generates all of them).
-DEFAULT_MAX_NEW_TOKENS = {"arithmetic": 32, "expressions": 192, "gsm8k": 512, "aqua": 512}
+# Budgets where no gold completion says how long an answer runs (chat, prompt-only data). Generation stops at EOS,
+# so room to spare costs nothing; arithmetic's longest `worked` answer (x*64=6336=?, six halvings) is 68 tokens.
+DEFAULT_MAX_NEW_TOKENS = {"arithmetic": 96, "expressions": 192, "gsm8k": 512, "aqua": 512}
 FALLBACK_MAX_NEW_TOKENS = 128
 # Small sizes for builders named on the command line (`--data sft`): a quick look, not a benchmark.
 BUILDER_DEFAULT_SIZES = {"num_train": 0, "num_validation": 0, "num_test": 256, "num_test_ood": 256}

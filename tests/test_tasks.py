@@ -2,7 +2,9 @@
 
 import collections
 import json
+import math
 import random
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -67,7 +69,13 @@ def test_arithmetic_targets_check_against_their_answers(style):
         ("a_minus_b", 82, 9, " Reversed: 37. The answer is 73."),
         ("a_plus_b", 78, 2, " Reversed: 08. The answer is 80."),  # the trailing zero comes first
         ("x_minus_b", 39, 18, " x=21+18, Reversed: 93. The answer is 39."),  # equations: the solving operation
-        ("b_over_x", 2924, 86, " x=2924/34, Reversed: 68. The answer is 86."),
+        ("b_over_x", 2924, 86, " x=2924/34, 1462/17, Reversed: 68. The answer is 86."),  # an even divisor halves
+        ("a_over_b", 2016, 48, " 1008/24, 504/12, 252/6, 126/3, Reversed: 24. The answer is 42."),  # until odd
+        ("x_times_b", 33, 80, " x=2640/80, 264/8, 132/4, 66/2, 33/1, Reversed: 33. The answer is 33."),  # zero dropped
+        ("b_over_x", 4615, 71, " x=4615/65, 923/13, Reversed: 17. The answer is 71."),  # 5: doubled, zero dropped
+        ("x_times_b", 15, 5, " x=75/5, 15/1, Reversed: 51. The answer is 15."),
+        ("a_over_b", 91, 7, " Reversed: 31. The answer is 13."),  # a divisor ending in 1, 3, 7 or 9: no rewrite
+        ("a_over_b", 0, 4, " 0/2, 0/1, Reversed: 0. The answer is 0."),
     ],
 )
 def test_worked_style_writes_each_step(type, a, b, target):
@@ -75,6 +83,19 @@ def test_worked_style_writes_each_step(type, a, b, target):
     problem = ARITHMETIC.make_problem(type, a, b, spec)
     assert problem.target == target
     assert ARITHMETIC.extract_answer(problem.target) == problem.answer
+
+
+def test_worked_division_rewrites_keep_the_quotient_and_end_on_a_divisor_coprime_to_10():
+    spec = ARITHMETIC.make_spec(answer_style="worked", spacing_variants=0.0)
+    for divisor in range(1, 100):
+        for quotient in (0, 1, 7, 42, 99):
+            target = ARITHMETIC.make_problem("a_over_b", divisor * quotient, divisor, spec).target
+            steps = re.findall(r"(\d+)/(\d+), ", target)
+            for dividend, last in ((int(n), int(d)) for n, d in steps):
+                assert dividend == quotient * last  # every rewrite is the same division
+            last = int(steps[-1][1]) if steps else divisor
+            assert math.gcd(last, 10) == 1, target
+            assert len(steps) <= 6  # 64 = 2**6 is the longest chain with 2-digit divisors
 
 
 def test_arithmetic_mix_draws_every_type_and_respects_weights():

@@ -6,16 +6,19 @@
     prompt  "x-18=21, x=?"      target  " x=21+18. The answer is 39."               (answer_style="scratchpad")
                                         " x=21+18, Reversed: 93. The answer is 39."  (answer_style="worked")
     prompt  "17*19=?"           target  " 17*9: 351, 17*10: 071, Reversed: 323. The answer is 323."  ("worked")
+    prompt  "2016/48=?"         target  " 1008/24, 504/12, 252/6, 126/3, Reversed: 24. The answer is 42."  ("worked")
 
 Whatever the style, the last sentence is `The answer is N.` and that is what gets checked. Reversed digits and a
 short scratchpad are the formats Lee et al. (2023) found to cut the samples a small transformer needs.
 
 `worked` combines them so that every token a model writes is a small lookup: an equation is first rewritten as the
 one operation that solves it (`x=21+18`), a product is split into one partial product per digit of the second
-operand (each shifted to its place and written units first), a negative difference is written as `-(b-a)`, and
-the result's digits come units first, as schoolbook arithmetic produces them. A 0.4M-parameter MathGPT trained
-on the nine types (validation split, loss on the answers only) reached 11% with plain answers after 3,000 steps
-and 74% with worked ones.
+operand (each shifted to its place and written units first), a negative difference is written as `-(b-a)`, a
+division is rewritten until its divisor ends in 1, 3, 7 or 9 (halving both numbers, dropping a zero, doubling a
+divisor that ends in 5), and the result's digits come units first, as schoolbook arithmetic produces them. A
+0.4M-parameter MathGPT trained on the nine types (validation split, loss on the answers only) reached 11% with
+plain answers after 3,000 steps and 74% with worked ones; on the three division types alone, the division
+rewrites took it from 76.5% to 98.3% after 1,500 steps.
 
 Operands are drawn digit-balanced (first a digit count, then a number with that many digits), so 1-digit operands
 are not drowned by 2-digit ones. A problem's `key` ignores spacing and operand order: `3+4=?` and `4+3=?` are the
@@ -435,11 +438,44 @@ def _reversed(n: int) -> str:
     return ("-" if n < 0 else "") + str(abs(n))[::-1]
 
 
+def _division_chain(dividend: int, divisor: int) -> str:
+    """Rewrites of D/d that leave the quotient alone until the divisor has no factor 2 or 5: a trailing zero is
+    dropped from both numbers (`2640/80, 264/8`), an even pair is halved (`132/4`), and a divisor ending in 5 is
+    doubled with the dividend, then the zero dropped (`4615/65, 923/13`). Each rewrite is digit-local, and a divisor
+    ending in 1, 3, 7 or 9 fixes the quotient's digits units first from the last digits alone (`126/3`: only 3*2
+    ends in 6), which is the order `Reversed:` writes them in. For any other divisor the units digit of D leaves
+    two or more candidates (`x*8=...4`: 3 or 8), which a small model guessed wrong a quarter of the time."""
+    steps = []
+    while divisor >= 1 and (divisor % 2 == 0 or divisor % 5 == 0):  # 1 ends the loop (0 never starts it)
+        if divisor % 10 == 0:
+            dividend, divisor = dividend // 10, divisor // 10
+        elif divisor % 2 == 0:
+            dividend, divisor = dividend // 2, divisor // 2
+        else:
+            dividend, divisor = dividend * 2 // 10, divisor * 2 // 10
+        steps.append(f"{dividend}/{divisor}, ")
+    return "".join(steps)
+
+
+def _division_operands(type: str, a: int, b: int) -> tuple[int, int] | None:
+    """(dividend, divisor) of the division that answers a problem of `type`, or None for the other types."""
+    if type == "a_over_b":  # a/b
+        return a, b
+    if type == "x_times_b":  # x*b=c -> c/b
+        return a * b, b
+    if type == "b_over_x":  # b/x=c -> b/c
+        return a, a // b
+    return None
+
+
 def _working(type: str, a: int, b: int) -> str:
     """The `worked` style's steps before the reversed result: the solving operation of an equation, a negative
-    difference as `-(b-a)`, one partial product per digit of a product; empty for a sum or a positive difference."""
+    difference as `-(b-a)`, one partial product per digit of a product, the rewrites that leave a division with a
+    divisor ending in 1, 3, 7 or 9; empty for a sum or a positive difference."""
+    division = _division_operands(type, a, b)
+    chain = _division_chain(*division) if division else ""
     if type in EQUATION_TYPES:
-        return f"x={_explanation(type, a, b)}, "
+        return f"x={_explanation(type, a, b)}, {chain}"
     if type == "a_minus_b" and a < b:
         return f"-({b}-{a}), "
     if type == "a_times_b":
@@ -448,7 +484,7 @@ def _working(type: str, a: int, b: int) -> str:
         # `5*5: 52` is then the same step as inside `5*15`, learned from both.
         return "".join(f"{a}*{digit}{'0' * place}: {_reversed(a * int(digit) * 10**place)}, "
                        for place, digit in enumerate(reversed(str(b))))
-    return ""
+    return chain
 
 
 def render_target(type: str, a: int, b: int, answer: int, style: str = "plain") -> str:
@@ -464,4 +500,5 @@ def render_target(type: str, a: int, b: int, answer: int, style: str = "plain") 
         return f" {_scratch(type, a, b, answer)}. {final}."
     if style == "worked":
         return f" {_working(type, a, b)}Reversed: {_reversed(answer)}. {final}."
+
     raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {style!r}")
