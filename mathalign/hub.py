@@ -324,7 +324,7 @@ def _usage(repo_id: str, adapter: bool, remote_code: bool, tokenizer_repo: str) 
         )
     generate = (
         f'inputs = tokenizer("{EXAMPLE_PROMPT}", return_tensors="pt")\n'
-        "outputs = model.generate(**inputs, max_new_tokens=32, do_sample=False)\n"
+        "outputs = model.generate(**inputs, max_new_tokens=96, do_sample=False)\n"
         "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n"
     )
     note = ""
