@@ -15,8 +15,10 @@
 
 What you type is routed to a problem family and written in that family's prompt format: anything with `=` is an
 arithmetic question (`72/4=?`, `x-18=21, x=?`, spacing as you like), a bare expression of numbers, operators and
-parentheses becomes `Evaluate: ...`; `--task` forces a family. When the family can read the prompt as one of its
-problems (arithmetic's nine types, any expression), the model's answer is marked right or wrong.
+parentheses becomes `Evaluate: ...`; `--task` forces a family. A model trained on arithmetic alone (its run's
+`recipe.yaml` says so) gets a bare `72/4` or `99*64` as the question `72/4=?`, since it has never seen `Evaluate:`.
+When the family can read the prompt as one of its problems (arithmetic's nine types, any expression), the model's
+answer is marked right or wrong.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ EXAMPLES = "an expression such as `5 + (10 - 3)` or a question such as `72/4=?` 
 _UNICODE = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "＝": "=", "？": "?"})
 _ARITHMETIC = re.compile(r"[\d\s+\-*/=?,x]+")  # digits, operators, `=`, `?`, `,` and the unknown x
 _EXPRESSION = re.compile(r"[\d\s+\-*/().]+")  # digits, operators and parentheses
+GENERATED_BUILDERS = frozenset({"pretrain", "sft", "preferences", "rl"})  # data drawn from `data_options.task`
 
 
 class NotAProblem(ValueError):
@@ -51,13 +54,18 @@ class Solution:
     correct: bool | None = None  # None: nothing to compare with
 
 
-def route(text: str, task: str | None = None) -> tuple[str, str]:
+def route(text: str, task: str | None = None, prefer: str | None = None) -> tuple[str, str]:
     """(family, prompt) for what a person typed, in the family's prompt format; raises NotAProblem otherwise.
+
+    `prefer="arithmetic"` (a model trained on arithmetic alone) reads a bare expression that is one of arithmetic's
+    problems, such as `99*64`, as that question instead of `Evaluate: 99 * 64`.
 
     >>> route("5 + (10 - 3)")
     ('expressions', 'Evaluate: 5 + (10 - 3)')
     >>> route("x - 18 = 21, x = ?")
     ('arithmetic', 'x-18=21, x=?')
+    >>> route("99*64", prefer="arithmetic")
+    ('arithmetic', '99*64=?')
     """
     from mathalign.tasks import get_task
 
@@ -76,8 +84,30 @@ def route(text: str, task: str | None = None) -> tuple[str, str]:
     elif "=" in text and _ARITHMETIC.fullmatch(text) and re.search(r"\d", text):
         return "arithmetic", get_task("arithmetic").normalize_prompt(text)
     elif _EXPRESSION.fullmatch(text) and re.search(r"\d", text):
+        if prefer == "arithmetic":
+            question = get_task("arithmetic").normalize_prompt(text)
+            if get_task("arithmetic").from_prompt(question) is not None:
+                return "arithmetic", question
         return "expressions", get_task("expressions").normalize_prompt("Evaluate: " + text)
     raise NotAProblem(f"Sorry, I can't read {text!r} as a math problem. Try {EXAMPLES}.")
+
+
+def trained_family(model_path) -> str | None:
+    """The one problem family a model was trained on, read from its run's `recipe.yaml` (`data_options.task`);
+    None when there is no recipe, it names several families, or it cannot be read (a Hub id, a foreign model)."""
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        recipe = yaml.safe_load((Path(model_path) / "recipe.yaml").read_text())
+        if recipe.get("dataset_name", "sft") not in GENERATED_BUILDERS:  # a file, a Hub dataset, gsm8k, aqua
+            return None
+        families = (recipe.get("data_options") or {}).get("task") or ["arithmetic"]  # the builders' default
+    except Exception:  # noqa: BLE001  (no readable recipe: route by what is typed alone)
+        return None
+    families = [families] if isinstance(families, str) else list(families)
+    return families[0] if len(families) == 1 else None
 
 
 def expected_answer(task: str, prompt: str) -> str | None:
@@ -110,12 +140,13 @@ def reasoning_steps(output: str) -> list[str]:
     return [" ".join(p.split()) for p in pieces if p.strip().startswith("Step")]
 
 
-def solve(model, tokenizer, text: str, task: str | None = None, max_new_tokens: int | None = None) -> Solution:
+def solve(model, tokenizer, text: str, task: str | None = None, max_new_tokens: int | None = None,
+          prefer: str | None = None) -> Solution:
     """Route `text`, generate the model's greedy answer, extract it and check it (NotAProblem for nonsense)."""
     from mathalign.evaluation import DEFAULT_MAX_NEW_TOKENS, FALLBACK_MAX_NEW_TOKENS, generate_batched
     from mathalign.tasks import get_task
 
-    family_name, prompt = route(text, task)
+    family_name, prompt = route(text, task, prefer)
     family = get_task(family_name)
     budget = max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(family_name, FALLBACK_MAX_NEW_TOKENS)
     context = getattr(model.config, "max_position_embeddings", None)
@@ -175,6 +206,7 @@ def chat_loop(
     max_new_tokens: int | None = None,
     read: Callable[[str], str] = input,
     write: Callable[[str], None] = print,
+    prefer: str | None = None,
 ) -> int:
     """Read problems until `exit`/`quit`/`q`, Ctrl-D or Ctrl-C at the prompt; answer each one. Returns 0."""
     write(f"Type {EXAMPLES}; `exit`, `quit`, `q` or Ctrl-D to leave.")
@@ -190,7 +222,7 @@ def chat_loop(
         if not text:
             continue
         try:
-            write(format_solution(solve(model, tokenizer, text, task, max_new_tokens)))
+            write(format_solution(solve(model, tokenizer, text, task, max_new_tokens, prefer)))
         except NotAProblem as err:
             write(f"  {err}")
         except KeyboardInterrupt:
@@ -209,17 +241,19 @@ def run_chat(
     from mathalign.cli import UserError
     from mathalign.evaluation import load_model_and_tokenizer
 
+    prefer = trained_family(model_path)
     if prompt is not None:
         try:
-            route(prompt, task)  # refuse nonsense before spending seconds on loading the model
+            route(prompt, task, prefer)  # refuse nonsense before spending seconds on loading the model
         except NotAProblem as err:
             raise UserError(str(err)) from None
     model, tokenizer = load_model_and_tokenizer(model_path)
     if prompt is not None:
-        print(format_solution(solve(model, tokenizer, prompt, task, max_new_tokens)))
+        print(format_solution(solve(model, tokenizer, prompt, task, max_new_tokens, prefer)))
         return 0
     print(f"mathalign chat: {model_path}")
-    return chat_loop(model, tokenizer, task, max_new_tokens)
+    return chat_loop(model, tokenizer, task, max_new_tokens, prefer=prefer)
 
 
-__all__ = ["NotAProblem", "Solution", "chat_loop", "format_solution", "reasoning_steps", "route", "run_chat", "solve"]
+__all__ = ["NotAProblem", "Solution", "chat_loop", "format_solution", "reasoning_steps", "route", "run_chat", "solve",
+           "trained_family"]

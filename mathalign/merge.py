@@ -29,4 +29,7 @@ def merge_adapter(adapter_dir: str, out_dir: str) -> Path:
     tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else \
         model.peft_config["default"].base_model_name_or_path
     AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(out_dir)
+    recipe = adapter_dir / "recipe.yaml"
+    if recipe.is_file():  # the recipe the merged weights were trained with: its data says what the model knows
+        (out_dir / "recipe.yaml").write_text(recipe.read_text())
     return out_dir

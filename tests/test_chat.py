@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mathalign.chat import NotAProblem, Solution, chat_loop, expected_answer, format_solution, reasoning_steps, route
+from mathalign.chat import (NotAProblem, Solution, chat_loop, expected_answer, format_solution, reasoning_steps, route,
+                            trained_family)
 from mathalign.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +44,38 @@ def test_route(typed, expected):
 def test_route_refuses_nonsense_politely(typed):
     with pytest.raises(NotAProblem, match="Sorry|Type"):
         route(typed)
+
+
+@pytest.mark.parametrize(
+    "typed, expected",
+    [
+        ("99*64", ("arithmetic", "99*64=?")),  # one of the nine types: the question an arithmetic model knows
+        ("72 / 4", ("arithmetic", "72/4=?")),
+        ("5 + (10 - 3)", ("expressions", "Evaluate: 5 + (10 - 3)")),  # no arithmetic problem: still an expression
+        ("7/2", ("expressions", "Evaluate: 7 / 2")),  # inexact division is none of the nine types
+    ],
+)
+def test_route_prefers_the_family_the_model_was_trained_on(typed, expected):
+    assert route(typed, prefer="arithmetic") == expected
+    assert route(typed)[0] == "expressions"  # without a preference a bare expression is an expression
+
+
+@pytest.mark.parametrize(
+    "recipe, family",
+    [
+        ("dataset_name: sft\ndata_options: {task: [arithmetic], num_train: 8}\n", "arithmetic"),
+        ("dataset_name: sft\ndata_options: {task: expressions}\n", "expressions"),  # a bare name
+        ("dataset_name: sft\n", "arithmetic"),  # the builders' default family
+        ("dataset_name: sft\ndata_options: {task: [arithmetic, expressions]}\n", None),  # both: no preference
+        ("dataset_name: gsm8k\n", None),  # not a generated family
+        ("[not, a, mapping]\n", None),  # unreadable: routing by what is typed alone
+        (None, None),  # no recipe.yaml (a Hub id, a foreign checkpoint)
+    ],
+)
+def test_trained_family_reads_the_runs_recipe(tmp_path, recipe, family):
+    if recipe is not None:
+        (tmp_path / "recipe.yaml").write_text(recipe)
+    assert trained_family(tmp_path) == family
 
 
 def test_forced_family_and_unknown_family():

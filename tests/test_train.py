@@ -169,6 +169,8 @@ def test_merge_gives_the_adapter_model_logits(tmp_path, base_model, tiny_tokeniz
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     adapted = AutoPeftModelForCausalLM.from_pretrained(run)
     torch.testing.assert_close(merged(ids).logits, adapted(ids).logits, rtol=1e-4, atol=1e-5)
+    # the run's recipe travels with the merged weights (`mathalign chat` reads which family they know from it)
+    assert (tmp_path / "merged" / "recipe.yaml").read_text() == (run / "recipe.yaml").read_text()
 
 
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, base_model):
