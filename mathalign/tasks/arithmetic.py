@@ -458,25 +458,23 @@ def _division_chain(dividend: int, divisor: int) -> str:
     return "".join(steps)
 
 
-def _division_operands(type: str, a: int, b: int) -> tuple[int, int] | None:
-    """(dividend, divisor) of the division that answers a problem of `type`, or None for the other types."""
+def _division_steps(type: str, a: int, b: int) -> str:
+    """The rewrites of the division that answers a problem of `type`; empty for the types that divide nothing."""
     if type == "a_over_b":  # a/b
-        return a, b
+        return _division_chain(a, b)
     if type == "x_times_b":  # x*b=c -> c/b
-        return a * b, b
+        return _division_chain(a * b, b)
     if type == "b_over_x":  # b/x=c -> b/c
-        return a, a // b
-    return None
+        return _division_chain(a, a // b)
+    return ""
 
 
 def _working(type: str, a: int, b: int) -> str:
     """The `worked` style's steps before the reversed result: the solving operation of an equation, a negative
     difference as `-(b-a)`, one partial product per digit of a product, the rewrites that leave a division with a
     divisor ending in 1, 3, 7 or 9; empty for a sum or a positive difference."""
-    division = _division_operands(type, a, b)
-    chain = _division_chain(*division) if division else ""
     if type in EQUATION_TYPES:
-        return f"x={_explanation(type, a, b)}, {chain}"
+        return f"x={_explanation(type, a, b)}, {_division_steps(type, a, b)}"
     if type == "a_minus_b" and a < b:
         return f"-({b}-{a}), "
     if type == "a_times_b":
@@ -485,7 +483,7 @@ def _working(type: str, a: int, b: int) -> str:
         # `5*5: 52` is then the same step as inside `5*15`, learned from both.
         return "".join(f"{a}*{digit}{'0' * place}: {_reversed(a * int(digit) * 10**place)}, "
                        for place, digit in enumerate(reversed(str(b))))
-    return chain
+    return _division_steps(type, a, b)
 
 
 def render_target(type: str, a: int, b: int, answer: int, style: str = "plain") -> str:
