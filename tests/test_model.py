@@ -113,6 +113,28 @@ def test_packed_sequences_do_not_attend_to_each_other(tiny_tokenizer, position_e
         start += len(s)
 
 
+def test_packed_row_attends_per_example_in_length_groups(tiny_tokenizer):
+    # Lengths from 2 to 40 tokens in a shuffled order: the sdpa path sorts them into several groups of similar
+    # length. Its logits and gradients must match eager attention under the block-diagonal mask of the whole row.
+    texts = ["1+1=?", "12+7=? The answer is 19.", "3*4=?", "99*99=? The answer is 9801. " * 3, "9-2=?", "7", "5/5=?"]
+    seqs = [tiny_tokenizer(t).input_ids for t in texts]
+    packed = torch.tensor([sum(seqs, [])])
+    position_ids = torch.tensor([sum((list(range(len(s))) for s in seqs), [])])
+    layout = mathalign.model.modeling_mathgpt.PackedLayout.of(position_ids)
+    assert layout.num_examples == len(seqs) and len(layout.groups) >= 3
+    results = {}
+    for implementation in ("sdpa", "eager"):
+        model = make_tiny_model(tiny_tokenizer, attn_implementation=implementation)
+        out = model(input_ids=packed, position_ids=position_ids, labels=packed)
+        out.loss.backward()
+        results[implementation] = (out.logits, model.model.layers[0].self_attn.q_proj.weight.grad)
+    torch.testing.assert_close(results["sdpa"][0], results["eager"][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(results["sdpa"][1], results["eager"][1], rtol=1e-3, atol=1e-6)
+    # A row that holds one example, or a padded batch of rows, takes the ordinary masked path.
+    assert mathalign.model.modeling_mathgpt.PackedLayout.of(torch.arange(5)[None]) is None
+    assert mathalign.model.modeling_mathgpt.PackedLayout.of(torch.arange(5).repeat(2, 1)) is None
+
+
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_tokenizer):
     ids = tiny_tokenizer(["12+7=? The answer is 19."], return_tensors="pt").input_ids
 

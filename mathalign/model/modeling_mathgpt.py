@@ -8,6 +8,10 @@ What differs from a vanilla GPT-2 / nanoGPT block, and why:
 - Attention goes through transformers' attention interface (sdpa by default, eager for `output_attentions`), masks
   come from `create_causal_mask`, which honours left padding, the KV cache and packed sequences given by
   `position_ids`, so padding-free training batches never attend across examples.
+- Padding-free batches (TRL's `packing`: one row, positions restarting at every example) attend per example under
+  sdpa: examples of similar length are laid out as the rows of one small batch (`PackedLayout`), so attention costs
+  what the examples cost, not the (tokens x tokens) block-diagonal mask of the whole flattened row. That is what
+  flash attention's variable-length kernels do on GPUs; here it makes packing pay on CPUs too.
 
 Self-contained on purpose (only relative imports of its own configuration): `save_pretrained` ships this file with
 the weights, so `AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)` works without mathalign.
@@ -90,6 +94,69 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return attn_output.transpose(1, 2).contiguous(), attn_weights  # (B, T, H, head_dim)
 
 
+class PackedLayout:
+    """How to attend per example within one padding-free row (TRL's packing): positions restart at every example.
+
+    The examples are sorted by length and cut into groups of similar length; each group is laid out as a
+    (examples, longest in the group) batch for one causal attention call, so the cost follows each example's own
+    length instead of the whole row's (a block-diagonal mask over N tokens costs N x N) or the longest example's.
+    Unused slots only follow an example's last token, where causal attention never looks.
+    """
+
+    SHORTER = 0.75  # an example below this share of its group's longest starts a new group
+
+    def __init__(self, position_ids: torch.Tensor):
+        positions = position_ids[0]
+        device = positions.device
+        starts = torch.diff(positions, prepend=positions[:1] - 1) != 1  # True where a new example starts...
+        starts[0] = True  # ...and at the first token, whatever its position
+        first = torch.nonzero(starts).flatten().tolist()
+        bounds = list(zip(first, first[1:] + [positions.numel()]))  # (start, end) of each example in the row
+        self.num_examples = len(bounds)
+        by_length = sorted(bounds, key=lambda b: b[0] - b[1])  # longest first
+        groups = [[by_length[0]]]
+        for bound in by_length[1:]:
+            longest = groups[-1][0][1] - groups[-1][0][0]
+            if bound[1] - bound[0] < self.SHORTER * longest:
+                groups.append([])
+            groups[-1].append(bound)
+        self.groups = []  # per group: index (examples, longest) into the row, and which slots hold a token
+        row_order = []  # the row position of every used slot, group after group
+        for group in groups:
+            longest = group[0][1] - group[0][0]
+            index = torch.zeros(len(group), longest, dtype=torch.long)
+            used = torch.zeros(len(group), longest, dtype=torch.bool)
+            for i, (begin, end) in enumerate(group):
+                index[i, : end - begin] = torch.arange(begin, end)
+                used[i, : end - begin] = True
+            row_order.append(index[used])
+            self.groups.append((index.to(device), used.to(device)))
+        self.restore = torch.argsort(torch.cat(row_order)).to(device)  # grouped slots -> row order
+
+    @classmethod
+    def of(cls, position_ids: torch.Tensor | None) -> "PackedLayout | None":
+        """The layout of a packed row, or None when there is nothing to unpack (a batch of rows, one example)."""
+        if position_ids is None or position_ids.shape[0] != 1 or position_ids.shape[1] < 2:
+            return None
+        layout = cls(position_ids)
+        return layout if layout.num_examples > 1 else None
+
+    def attention(self, query, key, value, dropout: float, scaling: float) -> torch.Tensor:
+        """Causal attention within each example: (1, H, N, D) inputs -> (1, N, H, D), like the attention interface."""
+        outputs = []
+        for index, used in self.groups:
+
+            def per_example(x):  # (1, H, N, D) -> (examples, H, longest, D)
+                return x[0][:, index].transpose(0, 1)
+
+            out = nn.functional.scaled_dot_product_attention(
+                per_example(query), per_example(key), per_example(value), dropout_p=dropout, is_causal=True,
+                scale=scaling,
+            )
+            outputs.append(out.transpose(1, 2)[used])  # (tokens of the group, H, D)
+        return torch.cat(outputs)[self.restore].unsqueeze(0)
+
+
 class MathGPTAttention(nn.Module):
     def __init__(self, config: MathGPTConfig, layer_idx: int):
         super().__init__()
@@ -105,7 +172,8 @@ class MathGPTAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.bias)
 
-    def forward(self, hidden_states, position_embeddings=None, attention_mask=None, past_key_values=None, **kwargs):
+    def forward(self, hidden_states, position_embeddings=None, attention_mask=None, past_key_values=None,
+                packed_layout: PackedLayout | None = None, **kwargs):
         input_shape = hidden_states.shape[:-1]  # (B, T)
         hidden_shape = (*input_shape, -1, self.head_dim)  # (B, T, H, head_dim)
         query = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)  # (B, H, T, head_dim)
@@ -119,6 +187,11 @@ class MathGPTAttention(nn.Module):
         if past_key_values is not None:
             key, value = past_key_values.update(key, value, self.layer_idx)  # (B, H, S, head_dim), S = past + T
 
+        dropout = self.attention_dropout if self.training else 0.0
+        if packed_layout is not None:
+            attn_output = packed_layout.attention(query, key, value, dropout, self.scaling)
+            return self.o_proj(attn_output.reshape(*input_shape, -1)), None
+
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
@@ -128,7 +201,7 @@ class MathGPTAttention(nn.Module):
             key,
             value,
             attention_mask,
-            dropout=self.attention_dropout if self.training else 0.0,
+            dropout=dropout,
             scaling=self.scaling,
             **kwargs,
         )
@@ -235,19 +308,26 @@ class MathGPTModel(MathGPTPreTrainedModel):
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=self.config)
 
+        # A padding-free row (TRL's packing: positions restart at every example) attends per example under sdpa, with
+        # no mask at all (see PackedLayout); anything else gets one additive/boolean mask for every layer, with packed
+        # sequences read off position_ids.
+        packed_layout = None
+        if self.config._attn_implementation == "sdpa" and attention_mask is None and mask_cache is None:
+            packed_layout = PackedLayout.of(position_ids)  # None unless the caller's positions restart in one row
         if position_ids is None:
             past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
             position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen
             position_ids = position_ids.unsqueeze(0)  # (1, T)
 
-        # One additive/boolean mask for every layer; packed sequences are read off position_ids.
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            past_key_values=mask_cache,
-            position_ids=position_ids,
-        )
+        causal_mask = None
+        if packed_layout is None:
+            causal_mask = create_causal_mask(
+                config=self.config,
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                past_key_values=mask_cache,
+                position_ids=position_ids,
+            )
 
         hidden_states = inputs_embeds
         position_embeddings = None
@@ -269,6 +349,7 @@ class MathGPTModel(MathGPTPreTrainedModel):
                 position_embeddings=position_embeddings,
                 past_key_values=past_key_values,
                 position_ids=position_ids,
+                packed_layout=packed_layout,
                 **kwargs,
             )
         hidden_states = self.norm(hidden_states)
