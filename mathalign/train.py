@@ -244,6 +244,7 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
     tokenizer = load_or_train_tokenizer(script_args, model_args, training_args, train)
     set_seed(training_args.seed)  # the recipe's seed decides a new model's initial weights too
     model = build_model(script_args, model_args, training_args, tokenizer)
+    apply_ddp_defaults(training_args, model)
     ref_model = build_ref_model(script_args, model_args, training_args) if stage in ("dpo", "grpo") else None
     if stage == "grpo" and training_args.beta == 0:
         ref_model = None  # no KL term: TRL needs no reference
@@ -278,6 +279,23 @@ def apply_logging_defaults(training_args, recipe: dict | None = None) -> None:
         training_args.project = "mathalign"
     if "run_name" not in named:
         training_args.run_name = Path(training_args.output_dir).resolve().name
+
+
+def apply_ddp_defaults(training_args, model) -> None:
+    """Under DDP, a MathGPT skips the search for unused parameters unless the recipe asks for it.
+
+    transformers turns `find_unused_parameters` on for every model trained without activation checkpointing, which
+    walks the autograd graph after each backward. Every MathGPT parameter (LoRA adapters included) takes part in
+    every forward, so the walk finds nothing: on the expressions SFT stage (two CPU processes of 7 packed rows) it
+    took 14% of each step (400 steps: 48.5 s against 41.9 s). Other models keep transformers' choice.
+    """
+    from peft import PeftModel
+
+    from .model import MathGPTPreTrainedModel
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    if training_args.ddp_find_unused_parameters is None and isinstance(base, MathGPTPreTrainedModel):
+        training_args.ddp_find_unused_parameters = False
 
 
 def check_push_target(training_args):

@@ -234,6 +234,29 @@ def test_a_failed_run_keeps_what_the_run_directory_held(tmp_path, base_model, ca
 
 
 @pytest.mark.slow
+def test_ddp_skips_the_unused_parameter_search_for_mathgpt_only(tiny_tokenizer):
+    from types import SimpleNamespace
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from conftest import make_tiny_model
+    from mathalign.train import apply_ddp_defaults
+
+    def decided(model, asked=None):
+        args = SimpleNamespace(ddp_find_unused_parameters=asked)
+        apply_ddp_defaults(args, model)
+        return args.ddp_find_unused_parameters
+
+    mathgpt = make_tiny_model(tiny_tokenizer)
+    assert decided(mathgpt) is False
+    assert decided(get_peft_model(make_tiny_model(tiny_tokenizer), LoraConfig(target_modules="all-linear"))) is False
+    assert decided(mathgpt, asked=True) is True  # the recipe's own choice stands
+    qwen = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2))
+    assert decided(qwen) is None  # transformers decides for other models
+
+
 def test_two_process_ddp_ends_with_identical_parameters(tmp_path, base_model):
     recipe = write_recipe(tmp_path, "sft", model_name_or_path=str(base_model), max_steps=3)
     script = tmp_path / "ddp_probe.py"
