@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py                     # the default pipeline's pretrain stage (~1 minute)
     python benchmarks/train_throughput.py --breakdown         # also: where a step's CPU time goes, part by part
     python benchmarks/train_throughput.py --stage sft         # completion-only loss, as in the pipeline's SFT stage
-    python benchmarks/train_throughput.py --packing --steps 5 # padding-free packed batches (slow on a CPU: see below)
+    python benchmarks/train_throughput.py --packing           # padding-free packed batches (TRL `packing: true`)
     python benchmarks/train_throughput.py --set logging_steps=1   # try a recipe setting
     python benchmarks/train_throughput.py --steps 20 --json   # one JSON object on stdout
 
@@ -22,8 +22,10 @@ completion-only loss), identical on both sides. To show that both sides did the 
 their logged losses, their final parameters and the loss both final models give on one batch, and stops with an
 error when they disagree. Target: trl/plain >= 0.9; on a shared CPU the per-CPU-second ratio is the steadier one.
 
-With --packing TRL flattens each batch into one long row; on a CPU (no variable-length attention kernel) attention
-over that row costs time quadratic in its length.
+With --packing TRL flattens each batch into one padding-free row; MathGPT attends per example within it (examples of
+similar length share one attention call, see `PackedLayout`), so a step costs what its real tokens cost. Compare
+the tokens/s of a run with and without --packing (with --batch_size giving the same problems per step) to see what
+the padding costs.
 """
 
 import argparse
@@ -65,7 +67,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heads", type=int, default=None, help="attention heads (default: the stage's, 4)")
     parser.add_argument("--batch_size", type=int, default=None, help="rows per step (default: the stage's, 64)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps on each side (default: 300; 5 with --packing)")
+                        help="timed steps on each side (default: 300)")
     parser.add_argument("--warmup_steps", type=int, default=10,
                         help="untimed steps first, on each side (default: 10; not the learning-rate warmup, which "
                              "comes from the recipe)")
@@ -116,22 +118,23 @@ def stage_recipe(args: argparse.Namespace, output_dir: str) -> dict:
             shape[key] = value
     recipe["mathgpt_config"] = shape
 
-    data_options = dict(recipe.get("data_options") or {})
-    if args.task:
-        data_options["task"] = [args.task]
-    # Enough rows for every step; a packed row of max_length tokens holds several ~20-token problems.
-    rows_per_step = recipe.get("per_device_train_batch_size", 8)
-    if args.packing:
-        rows_per_step *= max(1, recipe.get("max_length", 128) // 16)
-    data_options.update(num_train=args.num_rows or total_steps * rows_per_step + 64,
-                        num_validation=0, num_test=0, num_test_ood=0)
-    recipe["data_options"] = data_options
     recipe.setdefault("seed", 0)
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"train_throughput: --set takes KEY=VALUE (e.g. logging_steps=1), got {item!r}.")
         recipe[key] = yaml.safe_load(value)
+
+    data_options = dict(recipe.get("data_options") or {})
+    if args.task:
+        data_options["task"] = [args.task]
+    # Enough rows for every step; a packed row of max_length tokens holds several ~20-token problems.
+    rows_per_step = recipe.get("per_device_train_batch_size", 8)
+    if recipe.get("packing"):  # --packing, the stage's own recipe, or --set packing=...
+        rows_per_step *= max(1, recipe.get("max_length", 128) // 16)
+    data_options.update(num_train=args.num_rows or total_steps * rows_per_step + 64,
+                        num_validation=0, num_test=0, num_test_ood=0)
+    recipe["data_options"] = data_options
     return recipe
 
 
@@ -363,7 +366,7 @@ def step_breakdown(trainer, plain_model, optimizer, loader, num_batches: int) ->
 def main(args: argparse.Namespace) -> dict:
     """Train both sides; print and return tokens/s, their ratio and the same-work checks."""
     if args.steps is None:
-        args.steps = 5 if args.packing else 300
+        args.steps = 300
     if args.warmup_steps < 1 or args.steps < 1:
         raise SystemExit("train_throughput: --steps and --warmup_steps must be at least 1.")
     if args.threads:
@@ -394,11 +397,11 @@ def main(args: argparse.Namespace) -> dict:
         breakdown = None
         if args.breakdown:
             breakdown = step_breakdown(trainer, plain_model, plain["optimizer"], loader,
-                                       min(len(timed), 3 if args.packing else 20))
+                                       min(len(timed), 20))
 
     config = initial_model.config
     result = {
-        "stage": args.stage, "task": recipe["data_options"].get("task"), "packing": bool(args.packing),
+        "stage": args.stage, "task": recipe["data_options"].get("task"), "packing": bool(recipe.get("packing")),
         "parameters": initial_model.num_parameters(), "hidden_size": config.hidden_size,
         "layers": config.num_hidden_layers, "heads": config.num_attention_heads,
         "batch_size": trainer.args.per_device_train_batch_size, "positions_per_step": positions / len(timed),
