@@ -66,8 +66,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layers", type=int, default=None, help="transformer blocks (default: the stage's, 2)")
     parser.add_argument("--heads", type=int, default=None, help="attention heads (default: the stage's, 4)")
     parser.add_argument("--batch_size", type=int, default=None, help="rows per step (default: the stage's, 64)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps on each side (default: 300)")
+    parser.add_argument("--steps", type=int, default=300, help="timed steps on each side (default: 300)")
     parser.add_argument("--warmup_steps", type=int, default=10,
                         help="untimed steps first, on each side (default: 10; not the learning-rate warmup, which "
                              "comes from the recipe)")
@@ -365,8 +364,6 @@ def step_breakdown(trainer, plain_model, optimizer, loader, num_batches: int) ->
 
 def main(args: argparse.Namespace) -> dict:
     """Train both sides; print and return tokens/s, their ratio and the same-work checks."""
-    if args.steps is None:
-        args.steps = 300
     if args.warmup_steps < 1 or args.steps < 1:
         raise SystemExit("train_throughput: --steps and --warmup_steps must be at least 1.")
     if args.threads:
