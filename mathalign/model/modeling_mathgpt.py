@@ -105,13 +105,8 @@ class PackedLayout:
 
     SHORTER = 0.75  # an example below this share of its group's longest starts a new group
 
-    def __init__(self, position_ids: torch.Tensor):
-        positions = position_ids[0]
-        device = positions.device
-        starts = torch.diff(positions, prepend=positions[:1] - 1) != 1  # True where a new example starts...
-        starts[0] = True  # ...and at the first token, whatever its position
-        first = torch.nonzero(starts).flatten().tolist()
-        bounds = list(zip(first, first[1:] + [positions.numel()]))  # (start, end) of each example in the row
+    def __init__(self, starts: list[int], length: int, device: torch.device):
+        bounds = list(zip(starts, starts[1:] + [length]))  # (start, end) of each example in the row
         self.num_examples = len(bounds)
         by_length = sorted(bounds, key=lambda b: b[0] - b[1])  # longest first
         groups = [[by_length[0]]]
@@ -138,21 +133,20 @@ class PackedLayout:
         """The layout of a packed row, or None when there is nothing to unpack (a batch of rows, one example)."""
         if position_ids is None or position_ids.shape[0] != 1 or position_ids.shape[1] < 2:
             return None
-        layout = cls(position_ids)
-        return layout if layout.num_examples > 1 else None
+        positions = position_ids[0]
+        starts = torch.diff(positions, prepend=positions[:1] - 1) != 1  # True where a new example starts...
+        starts[0] = True  # ...and at the first token, whatever its position
+        starts = torch.nonzero(starts).flatten().tolist()
+        return cls(starts, positions.numel(), positions.device) if len(starts) > 1 else None
 
     def attention(self, query, key, value, dropout: float, scaling: float) -> torch.Tensor:
         """Causal attention within each example: (1, H, N, D) inputs -> (1, N, H, D), like the attention interface."""
         outputs = []
         for index, used in self.groups:
-
-            def per_example(x):  # (1, H, N, D) -> (examples, H, longest, D)
-                return x[0][:, index].transpose(0, 1)
-
-            out = nn.functional.scaled_dot_product_attention(
-                per_example(query), per_example(key), per_example(value), dropout_p=dropout, is_causal=True,
-                scale=scaling,
-            )
+            # (1, H, N, D) -> (examples, H, longest, D)
+            q, k, v = (x[0][:, index].transpose(0, 1) for x in (query, key, value))
+            out = nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True,
+                                                             scale=scaling)
             outputs.append(out.transpose(1, 2)[used])  # (tokens of the group, H, D)
         return torch.cat(outputs)[self.restore].unsqueeze(0)
 
