@@ -81,6 +81,16 @@ class MathAlignArguments:
     log_attention_entropy: bool = field(
         default=False, metadata={"help": "Log the mean attention entropy per layer at every logging step."}
     )
+    stop_at_accuracy: float | None = field(
+        default=None,
+        metadata={"help": "End training at the first check whose greedy accuracy on 256 problems of the evaluation "
+                          "split (dataset_test_split) reaches this share, e.g. 0.65: a model under-trained on "
+                          "purpose at an accuracy rather than an epoch count (the alignment lab's base). Logged as "
+                          "`eval_greedy_accuracy`."},
+    )
+    stop_at_accuracy_steps: int = field(
+        default=10, metadata={"help": "Optimizer steps between two `stop_at_accuracy` checks."}
+    )
 
 
 @dataclass

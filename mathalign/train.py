@@ -204,6 +204,19 @@ def check_rewards(training_args, script_args, stage: str):
     return reward_funcs
 
 
+def make_stop_callback(script_args, tokenizer, evaluation):
+    """The `stop_at_accuracy` callback of a recipe that sets it, else None."""
+    if script_args.stop_at_accuracy is None:
+        return None
+    from .accuracy_stop import StopAtAccuracyCallback
+
+    try:
+        return StopAtAccuracyCallback(tokenizer, evaluation, script_args.stop_at_accuracy,
+                                      every=script_args.stop_at_accuracy_steps)
+    except ValueError as err:
+        raise RecipeError(str(err)) from None
+
+
 def make_trainer(stage, model, ref_model, tokenizer, train, evaluation, training_args, peft_config, reward_funcs):
     from trl import DPOTrainer, GRPOTrainer
 
@@ -242,6 +255,7 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
     if evaluation is None and training_args.eval_strategy != "no":
         training_args.eval_strategy = "no"
     tokenizer = load_or_train_tokenizer(script_args, model_args, training_args, train)
+    stop_callback = make_stop_callback(script_args, tokenizer, evaluation)  # bad settings fail before training
     set_seed(training_args.seed)  # the recipe's seed decides a new model's initial weights too
     model = build_model(script_args, model_args, training_args, tokenizer)
     apply_ddp_defaults(training_args, model)
@@ -257,6 +271,8 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
 
         AttentionEntropyCallback(tokenizer, prompts=_probe_prompts(train)).attach_to(trainer)  # before logging callbacks
 
+    if stop_callback is not None:
+        trainer.add_callback(stop_callback)
     resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
     if resume:
         logger.info("Resuming from %s", resume)

@@ -210,6 +210,10 @@ def test_any_causal_lm_trains_a_tiny_qwen2_built_locally(tmp_path, tiny_tokenize
         ({"reward_funcs": ["corectness_reward"]}, [], "correctness_reward"),  # unknown reward, closest named
         ({"num_generations": 3}, [], "divisible by num_generations \\(3\\)"),  # batch 8 not divisible by 3
         ({"stage": "ppo"}, [], "unknown stage"),  # not a stage
+        ({"stop_at_accuracy": 1.5}, [], "between 0 and 1"),  # a share of problems, not a percentage
+        ({"stop_at_accuracy": 0.5}, [], "evaluation split .* missing or empty"),  # nothing held out to check
+        ({"stage": "pretrain", "stop_at_accuracy": 0.5, "data_options": {**TINY_DATA, "num_validation": 8}}, [],
+         "lacks column"),  # plain text: no problems to answer
     ],
 )
 def test_bad_recipes_fail_with_one_clear_line(tmp_path, capsys, keys, overrides, message):
@@ -222,6 +226,20 @@ def test_bad_recipes_fail_with_one_clear_line(tmp_path, capsys, keys, overrides,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and __import__("re").search(message, err[0]), err
     assert not (tmp_path / f"run-{stage}").exists()
+
+
+@pytest.mark.parametrize("threshold, steps, checks", [(0.0, 2, [2]), (1.0, 6, [2, 4, 6])])
+def test_stop_at_accuracy_ends_training_at_the_first_check_that_reaches_it(tmp_path, base_model, caplog,
+                                                                          threshold, steps, checks):
+    with caplog.at_level("WARNING", logger="mathalign.accuracy_stop"):
+        run = train(tmp_path, "sft", model_name_or_path=str(base_model), max_steps=6, stop_at_accuracy=threshold,
+                    stop_at_accuracy_steps=2, data_options={**TINY_DATA, "num_validation": 16})
+    state = json.loads((run / "trainer_state.json").read_text())
+    logged = [e for e in state["log_history"] if "eval_greedy_accuracy" in e]
+    assert state["global_step"] == steps and [e["step"] for e in logged] == checks
+    assert all(0 <= e["eval_greedy_accuracy"] <= 1 for e in logged)
+    assert ("training stops here" if threshold == 0 else "without reaching stop_at_accuracy") in caplog.text
+    assert changed(weights(base_model), weights(run))  # what was trained up to the stop is saved
 
 
 def test_a_failed_run_keeps_what_the_run_directory_held(tmp_path, base_model, capsys):
