@@ -219,6 +219,8 @@ def test_alignment_lab_table_counts_errors_removed():
     assert "error_removed" not in rows["sft"] and "error_removed" not in rows["pretrain"]
     assert rows["sft_more"]["error_removed"] == pytest.approx(0.20) and "target" not in rows["sft_more"]  # a control
     assert lab.error_removed(0.8, 0.7) == pytest.approx(-0.5)  # a method that adds errors shows it
+    assert lab.base_note(0.70) is None and lab.base_note(0.60) is None
+    assert "41.4%" in lab.base_note(0.414) and "stop_at_accuracy" in lab.base_note(0.95)  # outside the band
 
 
 def test_start_from_runs_methods_side_by_side_from_one_model(tmp_path):
