@@ -303,6 +303,19 @@ def test_two_process_ddp_ends_with_identical_parameters(tmp_path, base_model):
     assert len(digests) == 2 and len(set(digests.values())) == 1, digests
 
 
+def test_stop_at_accuracy_stops_every_ddp_rank_at_the_same_step(tmp_path, base_model):
+    # Each rank checks the same weights on the same problems: a rank that stopped alone would leave the other
+    # waiting in an all-reduce, so a hang (the timeout) or a wrong step count is the failure.
+    recipe = write_recipe(tmp_path, "sft", model_name_or_path=str(base_model), max_steps=6, stop_at_accuracy=0.0,
+                          stop_at_accuracy_steps=2, data_options={**TINY_DATA, "num_validation": 16})
+    command = [sys.executable, "-m", "mathalign.cli", "train", str(recipe), "--num_processes", "2"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    state = json.loads((tmp_path / "run-sft" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+
+
 # --- recipe.yaml, launch commands, --help-keys, logging defaults ------------------------------------------------------
 
 def test_recipe_yaml_records_enum_overrides_as_plain_values_that_parse_back(tmp_path, base_model):
