@@ -6,8 +6,9 @@
 The lab is a pipeline file (`recipes/alignment_lab.yaml`, also runnable as `mathalign pipeline ...`): a MathGPT
 stopped on purpose once it answers 65% of held-out problems (the SFT model, `stop_at_accuracy`; the lab wants
 60-85%), then DPO and GRPO, each starting from that same SFT model (`start_from: sft`), so their effects can be
-compared side by side, on prompts SFT never saw (`train_offset`). DPO trains on the SFT model's own wrong answers (`negatives: [sampled]`); GRPO on exact
-correctness rewards; a control, `sft_more`, on the right answers alone with DPO's adapter, steps and learning rate.
+compared side by side, on prompts SFT never saw (`train_offset`). DPO trains on the SFT model's own wrong answers
+(`negatives: [sampled]`); GRPO on exact correctness rewards; a control, `sft_more`, on the right answers alone with
+DPO's adapter, steps and learning rate.
 Every model is evaluated with greedy decoding on the same held-out problems, and the table gives each stage's share
 of the SFT model's errors removed:
 
