@@ -47,8 +47,7 @@ class StopAtAccuracyCallback(TrainerCallback):
         self.tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wraps its tokenizer
         self.dataset = dataset.shuffle(seed=seed).select(range(min(num_samples, len(dataset))))
         self.threshold, self.every, self.batch_size = float(threshold), every, batch_size
-        self.history: list[tuple[int, float]] = []  # (step, accuracy) of every check
-        self.stopped_at: int | None = None
+        self.last_check: tuple[int, float] | None = None  # (step, accuracy)
 
     def measure(self, model) -> float:
         """Greedy accuracy of `model` on the sample (the model is left in the mode it was in)."""
@@ -67,20 +66,21 @@ class StopAtAccuracyCallback(TrainerCallback):
         if model is None or state.global_step % self.every != 0:
             return
         accuracy = self.measure(model)
-        self.history.append((state.global_step, accuracy))
+        self.last_check = (state.global_step, accuracy)
         state.log_history.append({"eval_greedy_accuracy": accuracy, "epoch": state.epoch, "step": state.global_step})
         if accuracy >= self.threshold:
             logger.warning("Greedy accuracy %.1f%% on %d held-out problems reached stop_at_accuracy (%.1f%%) at "
                            "step %d: training stops here.", 100 * accuracy, len(self.dataset), 100 * self.threshold,
                            state.global_step)
-            self.stopped_at = state.global_step
             control.should_training_stop = True
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.stopped_at is None:
-            last = f"{100 * self.history[-1][1]:.1f}% at step {self.history[-1][0]}" if self.history else "no check ran"
-            logger.warning("Training ended without reaching stop_at_accuracy (%.1f%%; last check: %s): train longer "
-                           "(num_train_epochs, max_steps) or lower the threshold.", 100 * self.threshold, last)
+        if self.last_check is not None and self.last_check[1] >= self.threshold:
+            return  # training stopped at that check
+        step, accuracy = self.last_check or (None, None)
+        last = "no check ran" if step is None else f"{100 * accuracy:.1f}% at step {step}"
+        logger.warning("Training ended without reaching stop_at_accuracy (%.1f%%; last check: %s): train longer "
+                       "(num_train_epochs, max_steps) or lower the threshold.", 100 * self.threshold, last)
 
 
 __all__ = ["StopAtAccuracyCallback"]
