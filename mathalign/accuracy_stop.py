@@ -4,8 +4,9 @@
     stop_at_accuracy_steps: 10
 
 Every `stop_at_accuracy_steps` optimizer steps, the callback answers a fixed, seeded sample of the stage's
-evaluation split (greedy, with `mathalign eval`'s generation and checkers), logs it as `eval_greedy_accuracy`, and
-ends training at the first check that reaches the threshold. A warning says so when training ends without reaching it.
+evaluation split (greedy, with `mathalign eval`'s generation and checkers), logs it as `eval_greedy_accuracy` (to
+trainer_state.json and, once attached with `attach_to`, to the run's reporters: TensorBoard, Trackio...), and ends
+training at the first check that reaches the threshold. A warning says so when training ends without reaching it.
 
 Why: the alignment lab needs a base model in a band (60-85% accuracy) where a small model's accuracy climbs by
 ~15 points an epoch, and not monotonically (77% at one step, 41% eighty steps later), and where it climbs moves with
@@ -29,7 +30,7 @@ class StopAtAccuracyCallback(TrainerCallback):
     write); `num_samples` of them, drawn with `seed`, are answered every `every` steps. Every rank of a distributed
     run measures the same weights on the same problems, so all of them stop at the same step.
 
-    >>> trainer.add_callback(StopAtAccuracyCallback(tokenizer, data["validation"], threshold=0.65))
+    >>> StopAtAccuracyCallback(tokenizer, data["validation"], threshold=0.65).attach_to(trainer)
     """
 
     def __init__(self, tokenizer, dataset, threshold: float, every: int = 10, num_samples: int = 256,
@@ -48,6 +49,13 @@ class StopAtAccuracyCallback(TrainerCallback):
         self.dataset = dataset.shuffle(seed=seed).select(range(min(num_samples, len(dataset))))
         self.threshold, self.every, self.batch_size = float(threshold), every, batch_size
         self.last_check: tuple[int, float] | None = None  # (step, accuracy)
+        self.callback_handler = None  # the trainer's, once attached: how a check reaches the reporters
+
+    def attach_to(self, trainer) -> "StopAtAccuracyCallback":
+        """Register with `trainer`, so that every check is reported like the training logs."""
+        trainer.add_callback(self)
+        self.callback_handler = trainer.callback_handler
+        return self
 
     def measure(self, model) -> float:
         """Greedy accuracy of `model` on the sample (the model is left in the mode it was in)."""
@@ -67,7 +75,15 @@ class StopAtAccuracyCallback(TrainerCallback):
             return
         accuracy = self.measure(model)
         self.last_check = (state.global_step, accuracy)
-        state.log_history.append({"eval_greedy_accuracy": accuracy, "epoch": state.epoch, "step": state.global_step})
+        logs = {"eval_greedy_accuracy": accuracy}
+        state.log_history.append({**logs, "epoch": state.epoch, "step": state.global_step})
+        if self.callback_handler is not None:
+            # Straight to the callbacks, not through Trainer.log: TRL's trainers flush their averaged metrics there,
+            # and a check between two logging steps would cut those averages short. The handler clears should_log,
+            # which would drop this step's training log: keep it.
+            should_log = control.should_log
+            self.callback_handler.on_log(args, state, control, logs)
+            control.should_log = should_log
         if accuracy >= self.threshold:
             logger.warning("Greedy accuracy %.1f%% on %d held-out problems reached stop_at_accuracy (%.1f%%) at "
                            "step %d: training stops here.", 100 * accuracy, len(self.dataset), 100 * self.threshold,

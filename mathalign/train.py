@@ -272,7 +272,7 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
         AttentionEntropyCallback(tokenizer, prompts=_probe_prompts(train)).attach_to(trainer)  # before logging callbacks
 
     if stop_callback is not None:
-        trainer.add_callback(stop_callback)
+        stop_callback.attach_to(trainer)
     resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
     if resume:
         logger.info("Resuming from %s", resume)

@@ -231,13 +231,22 @@ def test_bad_recipes_fail_with_one_clear_line(tmp_path, capsys, keys, overrides,
 @pytest.mark.parametrize("threshold, steps, checks", [(0.0, 2, [2]), (1.0, 6, [2, 4, 6])])
 def test_stop_at_accuracy_ends_training_at_the_first_check_that_reaches_it(tmp_path, base_model, caplog,
                                                                           threshold, steps, checks):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     with caplog.at_level("WARNING", logger="mathalign.accuracy_stop"):
         run = train(tmp_path, "sft", model_name_or_path=str(base_model), max_steps=6, stop_at_accuracy=threshold,
-                    stop_at_accuracy_steps=2, data_options={**TINY_DATA, "num_validation": 16})
+                    stop_at_accuracy_steps=2, logging_steps=2, report_to="tensorboard",
+                    data_options={**TINY_DATA, "num_validation": 16})
     state = json.loads((run / "trainer_state.json").read_text())
     logged = [e for e in state["log_history"] if "eval_greedy_accuracy" in e]
     assert state["global_step"] == steps and [e["step"] for e in logged] == checks
     assert all(0 <= e["eval_greedy_accuracy"] <= 1 for e in logged)
+    # The checks reach the reporters as well, and the training logs of the same steps are not lost to them.
+    events = EventAccumulator(str(next(run.rglob("events.out.tfevents.*")).parent), size_guidance={"scalars": 0})
+    events.Reload()
+    written = {s.step: s.value for s in events.Scalars("eval/greedy_accuracy")}
+    assert written == pytest.approx({e["step"]: e["eval_greedy_accuracy"] for e in logged})
+    assert [s.step for s in events.Scalars("train/loss")] == checks
     assert ("training stops here" if threshold == 0 else "without reaching stop_at_accuracy") in caplog.text
     assert changed(weights(base_model), weights(run))  # what was trained up to the stop is saved
 
