@@ -9,8 +9,9 @@ problems. How it keeps its promises:
   num_train=N, so that stages can train on disjoint prompts (SFT on the first N, DPO or GRPO on new ones).
 - Exact mixes: each (family, type) gets its share of every split by largest remainder, so 1,000 rows over the
   nine arithmetic types are 112/111/.../111 rather than a random draw.
-- Training sees every kind of problem: a held-out split takes at most twice its overall share of any difficulty
-  (`held_out_caps`), so small buckets such as the 55 products of two 1-digit numbers are not all held out.
+- Training sees every kind of problem: a held-out split takes at most twice its overall share of any stratum (for
+  arithmetic, an operand shape: 1x1, 1x2, 2x2 digits; `held_out_caps`), so small buckets such as the 55 products of
+  two 1-digit numbers, or the 900 of a 1-digit and a 2-digit number, are not all held out.
 - Impossible requests fail before any work: a split asking for more problems of a type than exist (the family
   counts them) raises a ValueError naming the sizes.
 - Byte-identical outputs: same options and seed, same rows, same Arrow files, same fingerprints, same card.
@@ -314,26 +315,28 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
     return {split: out[split] for split in SPLITS if split in out}
 
 
-def held_out_caps(task, spec, label: Label, quotas, split) -> dict[int, int] | None:
-    """{difficulty: most problems `split` may take} for a held-out split (test, validation), or None (no caps).
+def held_out_caps(task, spec, label: Label, quotas, split) -> dict | None:
+    """{stratum: most problems `split` may take} for a held-out split (test, validation), or None (no caps).
 
     Operands are drawn digit-balanced, so a quarter of the draws of `a*b` are two 1-digit numbers, of which there
-    are only 55. Uncapped, the held-out splits would take all of them and training would never see `3*4=?`. So a
-    held-out split takes at most twice its overall share of the type from any difficulty: 111 test problems of
-    `a*b` (2.2% of 5,050) hold at most 3 of the 55. Caps apply while the held-out splits ask for at most half of the
-    type's problems (then every cap can be met), and only to families that count problems per difficulty.
+    are only 55, and half are a 1-digit times a 2-digit number, 900 of the 5,050. Uncapped, the held-out splits would
+    take all of the first and most of the second, and training would hardly see `3*4=?` or `3*47=?`. So a held-out
+    split takes at most twice its overall share of the type from any stratum (`task.num_distinct_per_stratum`): 111
+    test problems of `a*b` (2.2% of 5,050) hold at most 3 of the 55 and 40 of the 900. Caps apply while the
+    held-out splits ask for at most half of the type's problems (then every cap can be met), and only to families
+    that count their problems per stratum.
     """
     if split not in ("test", "validation"):
         return None
-    sizes = task.num_distinct_per_difficulty(spec, label[1])
-    if not sizes or len(sizes) < 2:  # one difficulty: nothing to keep apart
+    sizes = task.num_distinct_per_stratum(spec, label[1])
+    if not sizes or len(sizes) < 2:  # one stratum: nothing to keep apart
         return None
     total = sum(sizes.values())
     held_out = sum(quotas.get(s, {}).get(label, 0) for s in ("test", "validation"))
     if 2 * held_out > total:
         return None
     share = 2 * quotas[split][label] / total
-    return {difficulty: math.ceil(size * share) for difficulty, size in sizes.items()}
+    return {stratum: math.ceil(size * share) for stratum, size in sizes.items()}
 
 
 def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=None):
@@ -344,7 +347,7 @@ def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=No
     while len(rows) < count:
         key, make = draw(rng, spec, type)
         attempts += 1
-        if key in seen or (taken is not None and _at_cap(task.difficulty_of_key(key), taken, caps)):
+        if key in seen or (taken is not None and _at_cap(task.stratum_of_key(key), taken, caps)):
             if attempts > max_attempts:
                 raise ValueError(
                     f"{SIZE_FIELDS[split]}: found only {len(rows)} of {count} new {family} problems of type {type!r} "
@@ -352,8 +355,8 @@ def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=No
                     f"split sizes; lower them or widen the spec"
                 )
             continue
-        if taken is not None and (difficulty := task.difficulty_of_key(key)) in taken:
-            taken[difficulty] += 1
+        if taken is not None and (stratum := task.stratum_of_key(key)) in taken:
+            taken[stratum] += 1
         add(key)
         append((family, make()))
         if bar is not None and len(rows) % 4096 == 0:
@@ -363,8 +366,8 @@ def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=No
     return rows
 
 
-def _at_cap(difficulty, taken, caps) -> bool:
-    return difficulty in caps and taken[difficulty] >= caps[difficulty]
+def _at_cap(stratum, taken, caps) -> bool:
+    return stratum in caps and taken[stratum] >= caps[stratum]
 
 
 # ---------------------------------------------------------------------------------------------------------------

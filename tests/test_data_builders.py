@@ -127,14 +127,21 @@ def test_eval_splits_do_not_move_when_num_train_changes():
     assert small["validation"]["prompt"] == large["validation"]["prompt"]
 
 
-def test_held_out_splits_leave_small_difficulties_to_training():
-    """Two 1-digit operands are a quarter of the digit-balanced draws of `a*b` but 55 of its 5,050 problems: the
-    held-out splits take at most twice their share of them, so training sees most (uncapped, test took all 55)."""
+def test_held_out_splits_leave_small_operand_shapes_to_training():
+    """Two 1-digit operands are a quarter of the digit-balanced draws of `a*b` but 55 of its 5,050 problems, a
+    1-digit and a 2-digit one half of the draws but 900 problems: the held-out splits take at most twice their share
+    of each, so training sees most of them (uncapped, test took all 55; capped by difficulty, the alignment lab's
+    test and validation took 751 of the 900 and its SFT data held 6% of them)."""
     sft = data_builders.get_builder("sft")
     ds = sft.build(types=["a_times_b"], num_train=2000, num_validation=111, num_test=111, num_test_ood=0)
     easy = {split: ds[split]["difficulty"].count(1) for split in ds}
     assert easy["test"] <= 3 and easy["validation"] <= 3  # ceil(55 * 2 * 111 / 5050)
     assert easy["train"] >= 40
+    lab = sft.build(types=["a_times_b"], num_train=2500, num_validation=500, num_test=1000, num_test_ood=0)
+    mixed = {split: sum(len(set(map(len, key.split(":")[1].split(",")))) == 2 for key in lab[split]["key"])
+             for split in lab}
+    assert mixed["test"] <= 357 and mixed["validation"] <= 179  # ceil(900 * 2 * 1000 / 5050), ... 500 ...
+    assert mixed["train"] >= 900 - 357 - 179
     # When the held-out splits ask for more than half of a type's problems, no caps: the request is still met.
     big = sft.build(types=["a_plus_b"], num_train=10, num_validation=0, num_test=3000, num_test_ood=0)
     assert len(set(big["test"]["key"])) == 3000

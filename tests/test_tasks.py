@@ -435,17 +435,19 @@ def test_spec_validation(family, options, message):
         get_task(family).make_spec(**options)
 
 
+@pytest.mark.parametrize("allow_negative", [False, True])
 @pytest.mark.parametrize("type", ARITHMETIC_TYPES)
-def test_arithmetic_counts_its_problems_per_difficulty(type):
-    """The per-difficulty counts the data builders cap held-out splits with. Difficulty 1 (two 1-digit operands) is
-    a quarter of the draws, so 20,000 draws find all of it; difficulty 2 is the rest of the exact total."""
-    task, spec = get_task("arithmetic"), ArithmeticSpec(max_digits=2)
+def test_arithmetic_counts_its_problems_per_operand_shape(type, allow_negative):
+    """The per-shape counts held-out splits are capped by. 100,000 digit-balanced draws find every problem of the
+    two smaller shapes (1x1, 1x2 digits); the 2x2 shape holds the rest of the exact total."""
+    task, spec = get_task("arithmetic"), ArithmeticSpec(max_digits=2, allow_negative=allow_negative)
     rng, found = random.Random(0), collections.defaultdict(set)
-    for _ in range(20_000):
+    for _ in range(100_000):
         key, _make = task.draw(rng, spec, type)
-        found[task.difficulty_of_key(key)].add(key)
-    counts = task.num_distinct_per_difficulty(spec, type)
-    assert set(counts) == set(found) == {1, 2}
-    assert counts[1] == len(found[1]) and counts[2] >= len(found[2])
-    assert sum(counts.values()) == task.num_distinct(spec, type)
-    assert task.difficulty_of_key("a_times_b:7,12") == 2 and task.difficulty_of_key("not a key") is None
+        found[task.stratum_of_key(key)].add(key)
+    counts = task.num_distinct_per_stratum(spec, type)
+    assert set(counts) == set(found) == {(1, 1), (1, 2), (2, 2)}
+    assert counts[(1, 1)] == len(found[(1, 1)]) and counts[(1, 2)] == len(found[(1, 2)])
+    assert counts[(2, 2)] >= len(found[(2, 2)]) and sum(counts.values()) == task.num_distinct(spec, type)
+    assert task.stratum_of_key("a_times_b:7,12") == (1, 2) and task.stratum_of_key("a_over_b:72,4") == (1, 2)
+    assert task.stratum_of_key("not a key") is None

@@ -81,13 +81,14 @@ class Task:
         """How many distinct problems (keys) the spec can produce, per type or in total; None when unbounded."""
         return None
 
-    def num_distinct_per_difficulty(self, spec, type: str) -> dict[int, int] | None:
-        """{difficulty: distinct problems of `type`} when the family can count them (None: it cannot); with
-        `difficulty_of_key`, this lets the data builders keep held-out splits from taking all of a small bucket."""
+    def num_distinct_per_stratum(self, spec, type: str) -> dict | None:
+        """{stratum: distinct problems of `type`} when the family can count them per bucket of the problems it draws
+        (None: it cannot); with `stratum_of_key`, this lets the data builders keep held-out splits from taking all
+        of a small bucket."""
         return None
 
-    def difficulty_of_key(self, key: str) -> int | None:
-        """The difficulty of the problem a key names, without building it (None: unknown)."""
+    def stratum_of_key(self, key: str):
+        """The stratum of the problem a key names, without building it (None: unknown)."""
         return None
 
     def __repr__(self) -> str:
