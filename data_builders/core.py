@@ -347,7 +347,8 @@ def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=No
     while len(rows) < count:
         key, make = draw(rng, spec, type)
         attempts += 1
-        if key in seen or (taken is not None and _at_cap(task.stratum_of_key(key), taken, caps)):
+        stratum = task.stratum_of_key(key) if taken is not None else None
+        if key in seen or (taken is not None and _at_cap(stratum, taken, caps)):
             if attempts > max_attempts:
                 raise ValueError(
                     f"{SIZE_FIELDS[split]}: found only {len(rows)} of {count} new {family} problems of type {type!r} "
@@ -355,7 +356,7 @@ def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=No
                     f"split sizes; lower them or widen the spec"
                 )
             continue
-        if taken is not None and (stratum := task.stratum_of_key(key)) in taken:
+        if taken is not None and stratum in taken:
             taken[stratum] += 1
         add(key)
         append((family, make()))

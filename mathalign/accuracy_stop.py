@@ -52,7 +52,7 @@ class StopAtAccuracyCallback(TrainerCallback):
         self.callback_handler = None  # the trainer's, once attached: how a check reaches the reporters
 
     def attach_to(self, trainer) -> "StopAtAccuracyCallback":
-        """Register with `trainer`, so that every check is reported like the training logs."""
+        """Register with `trainer`, so that every check also reaches its reporters (TensorBoard, Trackio...)."""
         trainer.add_callback(self)
         self.callback_handler = trainer.callback_handler
         return self

@@ -131,7 +131,7 @@ def test_held_out_splits_leave_small_operand_shapes_to_training():
     """Two 1-digit operands are a quarter of the digit-balanced draws of `a*b` but 55 of its 5,050 problems, a
     1-digit and a 2-digit one half of the draws but 900 problems: the held-out splits take at most twice their share
     of each, so training sees most of them (uncapped, test took all 55; capped by difficulty, the alignment lab's
-    test and validation took 751 of the 900 and its SFT data held 6% of them)."""
+    test and validation took 751 of the 900, leaving 149 for its 2,500 SFT problems)."""
     sft = data_builders.get_builder("sft")
     ds = sft.build(types=["a_times_b"], num_train=2000, num_validation=111, num_test=111, num_test_ood=0)
     easy = {split: ds[split]["difficulty"].count(1) for split in ds}

@@ -208,12 +208,12 @@ class ArithmeticTask(Task):
 
         Why shapes and not difficulties: operands are drawn digit-balanced, so half the draws of `a*b` are a 1-digit
         times a 2-digit number, 900 of its 5,050 problems. Capped by difficulty (both shapes are difficulty 2), the
-        held-out splits took 751 of those 900 and training saw almost none.
+        held-out splits took 751 of those 900 and SFT's 2,500 training problems held 149.
         """
         digits = range(spec.min_digits, spec.max_digits + 1)
         size = {d: digit_range(d)[1] - digit_range(d)[0] + 1 for d in digits}
         nonzero = {d: size[d] - (1 if digit_range(d)[0] == 0 else 0) for d in digits}
-        ordered = spec.allow_negative and type in ("a_minus_b", "x_minus_b", "b_minus_x") or type == "x_plus_b"
+        ordered = (spec.allow_negative and type in ("a_minus_b", "x_minus_b", "b_minus_x")) or type == "x_plus_b"
         counts = {}
         for short in digits:
             for long in digits:
@@ -237,7 +237,7 @@ class ArithmeticTask(Task):
             a, b = (int(n) for n in operands.split(","))
             if type in ("a_over_b", "b_over_x"):
                 a = a // b  # the quotient, as for the difficulty
-            return tuple(sorted((len(str(a)), len(str(b)))))
+            return tuple(sorted((len(str(abs(a))), len(str(abs(b))))))
         except (ValueError, ZeroDivisionError):
             return None
 
