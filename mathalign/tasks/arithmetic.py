@@ -186,21 +186,7 @@ class ArithmeticTask(Task):
         """Exact number of distinct keys the spec can produce (for one type, or over the spec's types)."""
         if type is None:
             return sum(self.num_distinct(spec, t) for t in spec._type_names)
-        lo, hi = digit_range(spec.min_digits)[0], digit_range(spec.max_digits)[1]
-        n = hi - lo + 1
-        nonzero = n - (1 if lo == 0 else 0)
-        pairs, unordered = n * n, n * (n + 1) // 2
-        if type in ("a_plus_b", "a_times_b"):
-            return unordered
-        if type in ("a_minus_b", "x_minus_b", "b_minus_x"):
-            return pairs if spec.allow_negative else unordered
-        if type == "x_plus_b":
-            return pairs
-        if type == "x_times_b":
-            return n * nonzero
-        if type == "a_over_b":  # (divisor, quotient), a zero quotient allowed: 0/4=0
-            return nonzero * n
-        return nonzero * nonzero  # b_over_x: b/x=c needs c >= 1, or x is not determined
+        return sum(self.num_distinct_per_stratum(spec, type).values())
 
     def num_distinct_per_stratum(self, spec: ArithmeticSpec, type: str) -> dict[tuple[int, int], int]:
         """{(digits of the shorter operand, of the longer): distinct problems of `type`}; `a*b` up to 2 digits:
@@ -220,9 +206,10 @@ class ArithmeticTask(Task):
                 if long < short:
                     continue
                 m, n = size[short], size[long]
-                if type in ("x_times_b", "a_over_b"):  # (any, nonzero): x times a nonzero b, quotient and divisor
+                # x times a nonzero b; a quotient (0/4=0 allowed) and a nonzero divisor
+                if type in ("x_times_b", "a_over_b"):
                     count = m * nonzero[long] + (n * nonzero[short] if long != short else 0)
-                elif type == "b_over_x":  # quotient and divisor both nonzero
+                elif type == "b_over_x":  # b/x=c needs c >= 1, or x is not determined
                     count = nonzero[short] * nonzero[long] * (2 if long != short else 1)
                 elif ordered:
                     count = m * n * (2 if long != short else 1)
@@ -235,9 +222,7 @@ class ArithmeticTask(Task):
         try:
             type, operands = key.split(":")
             a, b = (int(n) for n in operands.split(","))
-            if type in ("a_over_b", "b_over_x"):
-                a = a // b  # the quotient, as for the difficulty
-            return tuple(sorted((len(str(abs(a))), len(str(abs(b))))))
+            return tuple(sorted(len(str(abs(n))) for n in _drawn_operands(type, a, b)))
         except (ValueError, ZeroDivisionError):
             return None
 
@@ -348,11 +333,14 @@ def parse_prompt(prompt: str) -> tuple[str, int, int, bool] | None:
     return None
 
 
+def _drawn_operands(type: str, a: int, b: int) -> tuple[int, int]:
+    """The two numbers a problem was drawn from: its operands, or for division the quotient and the divisor."""
+    return (a // b, b) if type in ("a_over_b", "b_over_x") else (a, b)
+
+
 def _difficulty(type: str, a: int, b: int) -> int:
-    """Digits of the longer of the two drawn operands (for division: the divisor and the quotient)."""
-    if type in ("a_over_b", "b_over_x"):
-        a = a // b
-    return len(str(max(a, b)))  # operands are never negative
+    """Digits of the longer of the two drawn operands."""
+    return len(str(max(_drawn_operands(type, a, b))))  # operands are never negative
 
 
 def problem_key(type: str, a: int, b: int) -> str:
