@@ -155,9 +155,10 @@ def test_the_default_pipeline_parses():
     builds = [stage["data_options"] for stage in pipeline["stages"].values()] + [pipeline["evaluation"]["data_options"]]
     assert {(b["seed"], b["num_test"], b["num_validation"], b["answer_style"], tuple(b["task"])) for b in builds} == {
         (0, 1000, 1000, "worked", ("arithmetic",))}
-    # GRPO trains on prompts SFT never saw: its train split starts where SFT's ends
+    # DPO and GRPO train on prompts SFT never saw: their train splits start where SFT's ends
     stages = pipeline["stages"]
-    assert stages["grpo"]["data_options"]["train_offset"] == stages["sft"]["data_options"]["num_train"]
+    for method in ("dpo", "grpo"):
+        assert stages[method]["data_options"]["train_offset"] == stages["sft"]["data_options"]["num_train"]
 
 
 PIPELINE_FILES = sorted(p for p in (Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml")
