@@ -11,7 +11,9 @@ problems. How it keeps its promises:
   nine arithmetic types are 112/111/.../111 rather than a random draw.
 - Training sees every kind of problem: a held-out split takes at most twice its overall share of any stratum (for
   arithmetic, an operand shape: 1x1, 1x2, 2x2 digits; `held_out_caps`), so small buckets such as the 55 products of
-  two 1-digit numbers, or the 900 of a 1-digit and a 2-digit number, are not all held out.
+  two 1-digit numbers, or the 900 of a 1-digit and a 2-digit number, are not all held out. With
+  `train_by_shape`, train takes each stratum in proportion to what is left of it (`train_caps`), so the prompts
+  after a train_offset still hold every shape instead of what the first train segment left over.
 - Impossible requests fail before any work: a split asking for more problems of a type than exist (the family
   counts them) raises a ValueError naming the sizes.
 - Byte-identical outputs: same options and seed, same rows, same Arrow files, same fingerprints, same card.
@@ -28,6 +30,7 @@ import math
 import random
 import shlex
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -64,6 +67,11 @@ class BuildOptions:
     seed: int = option(0, "random seed; the same options and seed give byte-identical datasets")
     train_offset: int = option(0, "leave out the train problems that a build with num_train=N (same seed and "
                                   "spec) holds, so a later stage trains on prompts an earlier one never saw")
+    train_by_shape: bool = option(False, "train takes each stratum (operand shape) in proportion to what the "
+                                         "held-out splits left of it, so that a later build with train_offset "
+                                         "still finds every shape; set it on the earlier build too, or the "
+                                         "problems train_offset leaves out are not the ones that build drew "
+                                         "(off: train takes problems as drawn, the small shapes first)")
 
     def __post_init__(self):
         if isinstance(self.task, str):
@@ -89,6 +97,8 @@ class BuildOptions:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         if not isinstance(self.train_offset, int) or isinstance(self.train_offset, bool) or self.train_offset < 0:
             raise ValueError(f"train_offset must be an integer >= 0, got {self.train_offset!r}")
+        if not isinstance(self.train_by_shape, bool):
+            raise ValueError(f"train_by_shape must be true or false, got {self.train_by_shape!r}")
         if not any(self.sizes.values()):
             raise ValueError("every split size is 0: nothing to build")
 
@@ -289,6 +299,7 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
     quotas = plan_quotas(options, specs)
     total = sum(options.sizes.values())
     seen: dict[str, set[str]] = {family: set() for family in options.task}
+    taken: dict[Label, Counter] = {}  # strata drawn so far per (family, type), for train_by_shape
     out = {}
     # progress=None: a bar for big builds on a terminal (tqdm's disable=None), none for small ones
     disable = (None if total >= PROGRESS_MIN_ROWS else True) if progress is None else not progress
@@ -303,13 +314,25 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
                 offset_quotas = plan_quotas(dataclasses.replace(options, num_train=options.train_offset,
                                                                 train_offset=0), specs)["train"]
                 for (family, type), count in offset_quotas.items():
-                    _draw_unique(get_task(family), family, type, specs[family], count, seen[family], rng, None, split)
+                    task, label = get_task(family), (family, type)
+                    caps = train_caps(task, specs[family], label, count, taken) if options.train_by_shape else None
+                    left_out = _draw_unique(task, family, type, specs[family], count, seen[family], rng, None, split,
+                                            caps)
+                    if options.train_by_shape:
+                        _count_strata(task, label, left_out, taken)
                 rng = random.Random(f"mathalign:{options.seed}:{split}:after:{options.train_offset}")
             rows: list[tuple[str, Problem]] = []
             for (family, type), count in quotas[split].items():
+                task, label = get_task(family), (family, type)
                 spec = specs[family].ood() if split == "test_ood" else specs[family]
-                caps = held_out_caps(get_task(family), spec, (family, type), quotas, split)
-                rows += _draw_unique(get_task(family), family, type, spec, count, seen[family], rng, bar, split, caps)
+                if split == "train":
+                    caps = train_caps(task, spec, label, count, taken) if options.train_by_shape else None
+                else:
+                    caps = held_out_caps(task, spec, label, quotas, split)
+                drawn = _draw_unique(task, family, type, spec, count, seen[family], rng, bar, split, caps)
+                if options.train_by_shape:
+                    _count_strata(task, label, drawn, taken)
+                rows += drawn
             rng.shuffle(rows)
             out[split] = rows
     return {split: out[split] for split in SPLITS if split in out}
@@ -337,6 +360,29 @@ def held_out_caps(task, spec, label: Label, quotas, split) -> dict | None:
         return None
     share = 2 * quotas[split][label] / total
     return {stratum: math.ceil(size * share) for stratum, size in sizes.items()}
+
+
+def train_caps(task, spec, label: Label, count: int, taken: dict[Label, Counter]) -> dict | None:
+    """{stratum: most problems this train segment may take} under train_by_shape, or None (no caps).
+
+    Each stratum gives at most its proportional share of what is left of the type: 2,500 of the 3,550 products
+    the lab's held-out splits leave hold at most 70% of the 364 1-digit x 2-digit ones left, so the 1,000 prompts
+    that follow (train_offset) still find their share. A build with train_offset replays the earlier build's
+    segment with the same caps, so both draw the same problems.
+    """
+    sizes = task.num_distinct_per_stratum(spec, label[1])
+    if not sizes or len(sizes) < 2:
+        return None
+    drawn = taken.get(label, Counter())
+    left = {stratum: size - drawn.get(stratum, 0) for stratum, size in sizes.items()}
+    total = sum(left.values())
+    if count >= total:  # the segment takes everything left: nothing to share out
+        return None
+    return {stratum: math.ceil(n * count / total) for stratum, n in left.items()}
+
+
+def _count_strata(task, label: Label, rows, taken: dict[Label, Counter]) -> None:
+    taken.setdefault(label, Counter()).update(task.stratum_of_key(problem.key) for _, problem in rows)
 
 
 def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=None):

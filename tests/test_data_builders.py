@@ -4,6 +4,7 @@ import argparse
 import collections
 import filecmp
 import json
+import math
 import shlex
 
 import pytest
@@ -161,6 +162,30 @@ def test_train_offset_gives_new_prompts_and_keeps_the_eval_splits():
     assert "--train-offset 90" in later["train"].info.description  # the rebuild command keeps it
 
 
+def test_train_by_shape_leaves_every_operand_shape_for_the_prompts_after_train_offset():
+    """Unshaped, the lab's 2,500 SFT products take all 364 of the 1-digit x 2-digit ones the held-out splits leave,
+    and the 1,000 prompts after them (train_offset) get none; by shape, each segment takes its share of what is
+    left, and a train_offset build replays the same first segment."""
+    sft = data_builders.get_builder("sft")
+    lab = dict(types=["a_times_b"], num_validation=500, num_test=1000, num_test_ood=0, train_by_shape=True)
+    task = get_task("arithmetic")
+
+    def shapes(keys):
+        return collections.Counter(task.stratum_of_key(key) for key in keys)
+
+    first = sft.build(**lab, num_train=2500)
+    later = sft.build(**lab, num_train=1000, train_offset=2500)
+    unshaped = sft.build(**{**lab, "train_by_shape": False}, num_train=1000, train_offset=2500)
+    assert shapes(unshaped["train"]["key"])[(1, 2)] == 0  # what train_by_shape is for
+    left = 900 - sum(shapes(first[split]["key"])[(1, 2)] for split in ("test", "validation"))  # 364
+    assert shapes(first["train"]["key"])[(1, 2)] <= math.ceil(left * 2500 / 3550)  # 3,550 products are left
+    assert shapes(later["train"]["key"])[(1, 2)] >= 0.9 * left * 1000 / 3550
+    assert not set(first["train"]["key"]) & set(later["train"]["key"])
+    for split in ("validation", "test"):  # the held-out splits are those of a build without train_by_shape
+        assert first[split]["key"] == later[split]["key"] == unshaped[split]["key"]
+    assert "--train-by-shape" in later["train"].info.description  # the rebuild command keeps it
+
+
 def test_train_offset_counts_towards_the_problems_available():
     sft = data_builders.get_builder("sft")
     small = dict(types=["a_plus_b"], max_digits=1, num_validation=0, num_test=10, num_test_ood=0)  # 55 problems
@@ -182,6 +207,7 @@ def test_train_offset_counts_towards_the_problems_available():
               num_validation=0, num_test=0, num_test_ood=0), "only 4"),
         (dict(num_train=-1), "num_train must be an integer >= 0"),  # negative size
         (dict(train_offset=-5), "train_offset must be an integer >= 0"),
+        (dict(train_by_shape="yes"), "train_by_shape must be true or false"),
         (dict(num_train=0, num_validation=0, num_test=0, num_test_ood=0), "nothing to build"),  # empty build
         (dict(task="algebra"), "valid tasks"),  # unknown family
         (dict(task="gsm8k"), "does not generate"),  # a dataset family has its own builder

@@ -201,6 +201,8 @@ def test_the_alignment_lab_compares_dpo_and_grpo_from_the_same_sft_model():
     for method in methods:
         data = recipes[method]["data_options"]
         assert data["train_offset"] == sft_data["num_train"]
+        # every shape among the new prompts; the same setting as SFT's build, or train_offset replays other draws
+        assert data["train_by_shape"] is sft_data["train_by_shape"] is True
         assert (data["seed"], data["num_validation"], data["num_test"]) == (
             sft_data["seed"], sft_data["num_validation"], sft_data["num_test"])
     # The control differs from DPO only in its loss: same adapter, learning rate, epochs and batch.
