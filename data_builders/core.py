@@ -12,8 +12,9 @@ problems. How it keeps its promises:
 - Training sees every kind of problem: a held-out split takes at most twice its overall share of any stratum (for
   arithmetic, an operand shape: 1x1, 1x2, 2x2 digits; `held_out_caps`), so small buckets such as the 55 products of
   two 1-digit numbers, or the 900 of a 1-digit and a 2-digit number, are not all held out. With
-  `train_by_shape`, train takes each stratum in proportion to what is left of it (`train_caps`), so the prompts
-  after a train_offset still hold every shape instead of what the first train segment left over.
+  `train_by_shape`, each train segment takes each stratum in proportion to what earlier splits and segments left
+  of it (`train_caps`), so the prompts after a train_offset still hold every shape instead of what the first train
+  segment left over.
 - Impossible requests fail before any work: a split asking for more problems of a type than exist (the family
   counts them) raises a ValueError naming the sizes.
 - Byte-identical outputs: same options and seed, same rows, same Arrow files, same fingerprints, same card.
@@ -67,11 +68,13 @@ class BuildOptions:
     seed: int = option(0, "random seed; the same options and seed give byte-identical datasets")
     train_offset: int = option(0, "leave out the train problems that a build with num_train=N (same seed and "
                                   "spec) holds, so a later stage trains on prompts an earlier one never saw")
-    train_by_shape: bool = option(False, "train takes each stratum (operand shape) in proportion to what the "
-                                         "held-out splits left of it, so that a later build with train_offset "
-                                         "still finds every shape; set it on the earlier build too, or the "
-                                         "problems train_offset leaves out are not the ones that build drew "
-                                         "(off: train takes problems as drawn, the small shapes first)")
+    train_by_shape: bool = option(False, "train takes each stratum (operand shape) in proportion to what earlier "
+                                         "splits and segments left of it, so that a later build with "
+                                         "train_offset still finds every shape; the mix is then close to uniform "
+                                         "over problems rather than digit-balanced. Set it on the earlier build "
+                                         "too, or the problems train_offset leaves out are not the ones that build "
+                                         "drew (off: train draws digit-balanced, so the first segment uses up the "
+                                         "small shapes)")
 
     def __post_init__(self):
         if isinstance(self.task, str):
@@ -366,9 +369,10 @@ def train_caps(task, spec, label: Label, count: int, taken: dict[Label, Counter]
     """{stratum: most problems this train segment may take} under train_by_shape, or None (no caps).
 
     Each stratum gives at most its proportional share of what is left of the type: 2,500 of the 3,550 products
-    the lab's held-out splits leave hold at most 70% of the 364 1-digit x 2-digit ones left, so the 1,000 prompts
-    that follow (train_offset) still find their share. A build with train_offset replays the earlier build's
-    segment with the same caps, so both draw the same problems.
+    the lab's held-out splits leave hold at most 257 (~70%) of the 364 1-digit x 2-digit ones left, so the 1,000
+    prompts that follow (train_offset) still find their share. The caps sum to about `count`, so a segment is close
+    to uniform over the problems left rather than digit-balanced. A build with train_offset replays the earlier
+    build's segment with the same caps, so both draw the same problems.
     """
     sizes = task.num_distinct_per_stratum(spec, label[1])
     if not sizes or len(sizes) < 2:

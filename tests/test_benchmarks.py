@@ -20,8 +20,10 @@ def train_throughput():
     [
         # pretraining text: every real token but each row's first carries a loss, so most positions count
         ([], (0.5, 1.0)),
-        # SFT: prompt tokens are masked (completion-only loss), so well under half the positions count
-        (["--stage", "sft"], (0.1, 0.6)),
+        # SFT, padded: prompt tokens are masked (completion-only loss) and padding counts none, so well under half
+        (["--stage", "sft", "--set", "packing=false"], (0.1, 0.6)),
+        # SFT as the pipeline trains it, packed: no padding, but the prompts still carry no loss
+        (["--stage", "sft"], (0.5, 0.9)),
         # packing: one padding-free row, only each sequence's first token carries no loss
         (["--packing", "--breakdown"], (0.8, 1.0)),
         # one side after the other instead of taking turns: the same work, timed apart

@@ -184,6 +184,13 @@ def test_train_by_shape_leaves_every_operand_shape_for_the_prompts_after_train_o
     for split in ("validation", "test"):  # the held-out splits are those of a build without train_by_shape
         assert first[split]["key"] == later[split]["key"] == unshaped[split]["key"]
     assert "--train-by-shape" in later["train"].info.description  # the rebuild command keeps it
+    # every arithmetic type, and a family that does not count strata (expressions: no caps), in one build
+    mixed = dict(TINY, task=MIX["task"], operators=MIX["operators"], max_depth=3, train_by_shape=True)
+    first, later = sft.build(**{**mixed, "num_train": 90}), sft.build(**{**mixed, "num_train": 60, "train_offset": 90})
+    assert not set(first["train"]["key"]) & set(later["train"]["key"]) and len(set(later["train"]["key"])) == 60
+    # one stratum (1-digit sums only), and a segment that takes all 45 left: no caps, the request is still met
+    small = dict(types=["a_plus_b"], max_digits=1, num_validation=0, num_test=10, num_test_ood=0, train_by_shape=True)
+    assert len(set(sft.build(**small, num_train=45)["train"]["key"])) == 45
 
 
 def test_train_offset_counts_towards_the_problems_available():
