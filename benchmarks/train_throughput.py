@@ -65,7 +65,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hidden_size", type=int, default=None, help="model width (default: the stage's, 128)")
     parser.add_argument("--layers", type=int, default=None, help="transformer blocks (default: the stage's, 2)")
     parser.add_argument("--heads", type=int, default=None, help="attention heads (default: the stage's, 4)")
-    parser.add_argument("--batch_size", type=int, default=None, help="rows per step (default: the stage's, 16 packed rows)")
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help="rows per step (default: the stage's, 16 packed rows)")
     parser.add_argument("--steps", type=int, default=300, help="timed steps on each side (default: 300)")
     parser.add_argument("--warmup_steps", type=int, default=10,
                         help="untimed steps first, on each side (default: 10; not the learning-rate warmup, which "

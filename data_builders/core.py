@@ -302,7 +302,7 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
     quotas = plan_quotas(options, specs)
     total = sum(options.sizes.values())
     seen: dict[str, set[str]] = {family: set() for family in options.task}
-    taken: dict[Label, Counter] = {}  # strata drawn so far per (family, type), for train_by_shape
+    drawn_strata: dict[Label, Counter] = {}  # under train_by_shape: strata drawn so far per (family, type)
     out = {}
     # progress=None: a bar for big builds on a terminal (tqdm's disable=None), none for small ones
     disable = (None if total >= PROGRESS_MIN_ROWS else True) if progress is None else not progress
@@ -317,25 +317,22 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
                 offset_quotas = plan_quotas(dataclasses.replace(options, num_train=options.train_offset,
                                                                 train_offset=0), specs)["train"]
                 for (family, type), count in offset_quotas.items():
-                    task, label = get_task(family), (family, type)
-                    caps = train_caps(task, specs[family], label, count, taken) if options.train_by_shape else None
-                    left_out = _draw_unique(task, family, type, specs[family], count, seen[family], rng, None, split,
-                                            caps)
-                    if options.train_by_shape:
-                        _count_strata(task, label, left_out, taken)
+                    task = get_task(family)
+                    tally = drawn_strata.setdefault((family, type), Counter()) if options.train_by_shape else None
+                    caps = train_caps(task, specs[family], type, count, tally) if tally is not None else None
+                    _draw_unique(task, family, type, specs[family], count, seen[family], rng, None, split, caps, tally)
                 rng = random.Random(f"mathalign:{options.seed}:{split}:after:{options.train_offset}")
             rows: list[tuple[str, Problem]] = []
             for (family, type), count in quotas[split].items():
                 task, label = get_task(family), (family, type)
                 spec = specs[family].ood() if split == "test_ood" else specs[family]
+                shaped = options.train_by_shape and split in IN_DISTRIBUTION  # what train segments share out
+                tally = drawn_strata.setdefault(label, Counter()) if shaped else None
                 if split == "train":
-                    caps = train_caps(task, spec, label, count, taken) if options.train_by_shape else None
+                    caps = train_caps(task, spec, type, count, tally) if tally is not None else None
                 else:
                     caps = held_out_caps(task, spec, label, quotas, split)
-                drawn = _draw_unique(task, family, type, spec, count, seen[family], rng, bar, split, caps)
-                if options.train_by_shape:
-                    _count_strata(task, label, drawn, taken)
-                rows += drawn
+                rows += _draw_unique(task, family, type, spec, count, seen[family], rng, bar, split, caps, tally)
             rng.shuffle(rows)
             out[split] = rows
     return {split: out[split] for split in SPLITS if split in out}
@@ -354,8 +351,8 @@ def held_out_caps(task, spec, label: Label, quotas, split) -> dict | None:
     """
     if split not in ("test", "validation"):
         return None
-    sizes = task.num_distinct_per_stratum(spec, label[1])
-    if not sizes or len(sizes) < 2:  # one stratum: nothing to keep apart
+    sizes = _strata_sizes(task, spec, label[1])
+    if sizes is None:
         return None
     total = sum(sizes.values())
     held_out = sum(quotas.get(s, {}).get(label, 0) for s in ("test", "validation"))
@@ -365,8 +362,9 @@ def held_out_caps(task, spec, label: Label, quotas, split) -> dict | None:
     return {stratum: math.ceil(size * share) for stratum, size in sizes.items()}
 
 
-def train_caps(task, spec, label: Label, count: int, taken: dict[Label, Counter]) -> dict | None:
-    """{stratum: most problems this train segment may take} under train_by_shape, or None (no caps).
+def train_caps(task, spec, type: str, count: int, drawn: Counter) -> dict | None:
+    """{stratum: most problems this train segment may take} under train_by_shape, or None (no caps); `drawn`
+    counts the problems of `type` earlier splits and segments took, per stratum.
 
     Each stratum gives at most its proportional share of what is left of the type: 2,500 of the 3,550 products
     the lab's held-out splits leave hold at most 257 (~70%) of the 364 1-digit x 2-digit ones left, so the 1,000
@@ -374,31 +372,35 @@ def train_caps(task, spec, label: Label, count: int, taken: dict[Label, Counter]
     to uniform over the problems left rather than digit-balanced. A build with train_offset replays the earlier
     build's segment with the same caps, so both draw the same problems.
     """
-    sizes = task.num_distinct_per_stratum(spec, label[1])
-    if not sizes or len(sizes) < 2:
+    sizes = _strata_sizes(task, spec, type)
+    if sizes is None:
         return None
-    drawn = taken.get(label, Counter())
-    left = {stratum: size - drawn.get(stratum, 0) for stratum, size in sizes.items()}
+    left = {stratum: size - drawn[stratum] for stratum, size in sizes.items()}
     total = sum(left.values())
     if count >= total:  # the segment takes everything left: nothing to share out
         return None
     return {stratum: math.ceil(n * count / total) for stratum, n in left.items()}
 
 
-def _count_strata(task, label: Label, rows, taken: dict[Label, Counter]) -> None:
-    taken.setdefault(label, Counter()).update(task.stratum_of_key(problem.key) for _, problem in rows)
+def _strata_sizes(task, spec, type: str) -> dict | None:
+    """{stratum: distinct problems of `type`}, or None when the family does not count them or there is only one
+    stratum (nothing to keep apart)."""
+    sizes = task.num_distinct_per_stratum(spec, type)
+    return sizes if sizes and len(sizes) >= 2 else None
 
 
-def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=None):
+def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=None, tally=None):
+    """`count` new problems of `type`: at most caps[stratum] from each capped stratum; the strata of the rows
+    drawn are added to `tally` (a Counter) when one is given."""
     rows = []
     attempts, max_attempts = 0, 200 * count + 100_000
     draw, add, append = task.draw, seen.add, rows.append
-    taken = dict.fromkeys(caps, 0) if caps else None
+    taken = Counter() if caps or tally is not None else None  # strata of the rows drawn here
     while len(rows) < count:
         key, make = draw(rng, spec, type)
         attempts += 1
         stratum = task.stratum_of_key(key) if taken is not None else None
-        if key in seen or (taken is not None and _at_cap(stratum, taken, caps)):
+        if key in seen or (caps and _at_cap(stratum, taken, caps)):
             if attempts > max_attempts:
                 raise ValueError(
                     f"{SIZE_FIELDS[split]}: found only {len(rows)} of {count} new {family} problems of type {type!r} "
@@ -406,7 +408,7 @@ def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=No
                     f"split sizes; lower them or widen the spec"
                 )
             continue
-        if taken is not None and stratum in taken:
+        if taken is not None:
             taken[stratum] += 1
         add(key)
         append((family, make()))
@@ -414,6 +416,8 @@ def _draw_unique(task, family, type, spec, count, seen, rng, bar, split, caps=No
             bar.update(4096)
     if bar is not None:
         bar.update(len(rows) % 4096)
+    if tally is not None:
+        tally.update(taken)
     return rows
 
 

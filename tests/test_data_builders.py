@@ -139,8 +139,8 @@ def test_held_out_splits_leave_small_operand_shapes_to_training():
     assert easy["test"] <= 3 and easy["validation"] <= 3  # ceil(55 * 2 * 111 / 5050)
     assert easy["train"] >= 40
     lab = sft.build(types=["a_times_b"], num_train=2500, num_validation=500, num_test=1000, num_test_ood=0)
-    mixed = {split: sum(len(set(map(len, key.split(":")[1].split(",")))) == 2 for key in lab[split]["key"])
-             for split in lab}
+    task = get_task("arithmetic")
+    mixed = {split: sum(task.stratum_of_key(key) == (1, 2) for key in lab[split]["key"]) for split in lab}
     assert mixed["test"] <= 357 and mixed["validation"] <= 179  # ceil(900 * 2 * 1000 / 5050), ... 500 ...
     assert mixed["train"] >= 900 - 357 - 179
     # When the held-out splits ask for more than half of a type's problems, no caps: the request is still met.
