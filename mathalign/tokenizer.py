@@ -3,6 +3,10 @@
 Why these choices:
 - Every digit is its own token (`Digits(individual_digits=True)` runs before BPE), so `123` and `321` share their
   pieces and the model can learn place-value arithmetic; words such as `Evaluate`, `Step` or `answer` still merge.
+- Optionally (`merge_number_spaces=True`) the space before a number stays with its first digit (` 17` -> ` 1`, `7`
+  instead of ` `, `1`, `7`). Text that writes many numbers between spaces gets ~22% fewer tokens, the space stops
+  being the most frequent token (ambiguous for a model that copies by looking back at the previous token), and a
+  negative number (` -7`: ` -`, `7`) no longer tokenises like a minus followed by a number (` - 7`: ` -`, ` 7`).
 - Byte-level pre-tokenisation and decoding make `decode(encode(text)) == text` for any string, spaces included.
 - `<pad>` differs from `<eos>`: if they were the same, completion-only SFT would mask the real end of sequence and
   the model would never learn to stop.
@@ -11,7 +15,7 @@ Why these choices:
 
 from collections.abc import Iterable
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -33,14 +37,17 @@ CHAT_TEMPLATE = (
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # the byte alphabet plus the special tokens
 
 
-def _byte_level_bpe(vocab_size: int) -> tuple[Tokenizer, trainers.BpeTrainer]:
+def _byte_level_bpe(vocab_size: int, merge_number_spaces: bool = False) -> tuple[Tokenizer, trainers.BpeTrainer]:
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    # Digits first: each digit becomes its own piece, so no merge can ever span two digits. The regex variant keeps
+    # one space in front of a digit in the same piece, so BPE can learn ` 1` ... ` 9` as tokens.
+    digits = (
+        pre_tokenizers.Split(Regex(r" ?\d"), behavior="isolated")
+        if merge_number_spaces
+        else pre_tokenizers.Digits(individual_digits=True)
+    )
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            # Digits first: each digit becomes its own piece, so no merge can ever span a digit.
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
+        [digits, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
     )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -75,20 +82,22 @@ def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = 256) -> PreTrai
 
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int = 512, model_max_length: int = 256
+    texts: Iterable[str], vocab_size: int = 512, model_max_length: int = 256, merge_number_spaces: bool = False
 ) -> PreTrainedTokenizerFast:
     """Train a digit-preserving byte-level BPE on `texts` and return it as a `PreTrainedTokenizerFast`.
 
     >>> tok = train_tokenizer(["Evaluate: 12 + 7", "The answer is 19."], vocab_size=300)
     >>> tok.convert_ids_to_tokens(tok("123")["input_ids"])
     ['1', '2', '3']
+
+    `merge_number_spaces=True` keeps the space before a number with its first digit (see the module docstring).
     """
     if not isinstance(vocab_size, int) or vocab_size < MIN_VOCAB_SIZE:
         raise ValueError(
             f"train_tokenizer: vocab_size must be an integer >= {MIN_VOCAB_SIZE} (256 bytes + "
             f"{len(SPECIAL_TOKENS)} special tokens), got {vocab_size!r}."
         )
-    tokenizer, trainer = _byte_level_bpe(vocab_size)
+    tokenizer, trainer = _byte_level_bpe(vocab_size, merge_number_spaces)
     tokenizer.train_from_iterator(iter(texts), trainer=trainer)
     return wrap_tokenizer(tokenizer, model_max_length=model_max_length)
 

@@ -114,7 +114,8 @@ def load_or_train_tokenizer(script_args, model_args, training_args, train_datase
         for column in columns:
             yield from (t for t in train_dataset[column] if isinstance(t, str))
 
-    return train_tokenizer(texts(), vocab_size=script_args.tokenizer_vocab_size)
+    return train_tokenizer(texts(), vocab_size=script_args.tokenizer_vocab_size,
+                           merge_number_spaces=script_args.tokenizer_merge_number_spaces)
 
 
 def build_model(script_args, model_args, training_args, tokenizer):

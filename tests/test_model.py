@@ -254,6 +254,21 @@ def test_tokenizer_saves_and_loads_with_auto_tokenizer(tiny_tokenizer, tmp_path)
     assert loaded.chat_template == tiny_tokenizer.chat_template
 
 
+def test_merge_number_spaces_keeps_the_space_with_the_first_digit(tmp_path):
+    texts = ["Evaluate: 9 - (10 - 16) <think> Step 1: 10 - 16 = -6 Expression now: 9 - -6 </think>"] * 50
+    plain = mathalign.train_tokenizer(texts, vocab_size=400)
+    merged = mathalign.train_tokenizer(texts, vocab_size=400, merge_number_spaces=True)
+    text = " Step 1: 9 - -6 = 15"
+    assert plain.tokenize(text) == ["ĠStep", "Ġ", "1", ":", "Ġ", "9", "Ġ-", "Ġ-", "6", "Ġ=", "Ġ", "1", "5"]
+    # No digit ever merges with another; a negative sign stays apart from the minus operator.
+    assert merged.tokenize(text) == ["ĠStep", "Ġ1", ":", "Ġ9", "Ġ-", "Ġ-", "6", "Ġ=", "Ġ1", "5"]
+    assert merged.tokenize(" - 7") != merged.tokenize(" -7")
+    for text in texts + ["12  34", "a\n5", "-0.5 x"]:
+        assert merged.decode(merged(text).input_ids) == text
+    merged.save_pretrained(tmp_path)  # the pre-tokenizer travels in tokenizer.json
+    assert AutoTokenizer.from_pretrained(tmp_path).tokenize(text) == merged.tokenize(text)
+
+
 def test_too_small_vocab_is_refused():
     with pytest.raises(ValueError, match="vocab_size"):
         mathalign.train_tokenizer(["1+1=2"], vocab_size=100)
