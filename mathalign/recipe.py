@@ -66,7 +66,7 @@ class MathAlignArguments:
     tokenizer_merge_number_spaces: bool = field(
         default=False,
         metadata={"help": "A newly trained tokenizer keeps the space before a number with its first digit (` 17` -> "
-                          "` 1`, `7`): ~22% fewer tokens on the expressions task, and ` -7` tokenises unlike ` - 7`."},
+                          "` 1`, `7`): 19% fewer tokens on the expressions task, and ` -7` tokenises unlike ` - 7`."},
     )
     mathgpt_config: dict | str | None = field(
         default=None,

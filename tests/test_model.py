@@ -263,8 +263,8 @@ def test_merge_number_spaces_keeps_the_space_with_the_first_digit(tmp_path):
     # No digit ever merges with another; a negative sign stays apart from the minus operator.
     assert merged.tokenize(text) == ["ĠStep", "Ġ1", ":", "Ġ9", "Ġ-", "Ġ-", "6", "Ġ=", "Ġ1", "5"]
     assert merged.tokenize(" - 7") != merged.tokenize(" -7")
-    for text in texts + ["12  34", "a\n5", "-0.5 x"]:
-        assert merged.decode(merged(text).input_ids) == text
+    for sample in texts + ["12  34", "a\n5", "-0.5 x"]:
+        assert merged.decode(merged(sample).input_ids) == sample
     merged.save_pretrained(tmp_path)  # the pre-tokenizer travels in tokenizer.json
     assert AutoTokenizer.from_pretrained(tmp_path).tokenize(text) == merged.tokenize(text)
 
