@@ -306,6 +306,23 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
     out = {}
     # progress=None: a bar for big builds on a terminal (tqdm's disable=None), none for small ones
     disable = (None if total >= PROGRESS_MIN_ROWS else True) if progress is None else not progress
+
+    def draw_segment(split: str, segment: dict[Label, int], rng: random.Random, bar) -> list[tuple[str, Problem]]:
+        """The rows of one split, or of the train segment a train_offset build replays (the same code, so the
+        replay draws exactly what the earlier build did)."""
+        rows: list[tuple[str, Problem]] = []
+        for (family, type), count in segment.items():
+            task, label = get_task(family), (family, type)
+            spec = specs[family].ood() if split == "test_ood" else specs[family]
+            shaped = options.train_by_shape and split in IN_DISTRIBUTION  # what train segments share out
+            tally = drawn_strata.setdefault(label, Counter()) if shaped else None
+            if split == "train":
+                caps = train_caps(task, spec, type, count, tally) if tally is not None else None
+            else:
+                caps = held_out_caps(task, spec, label, quotas, split)
+            rows += _draw_unique(task, family, type, spec, count, seen[family], rng, bar, split, caps, tally)
+        return rows
+
     with tqdm(total=total, desc="drawing problems", unit="row", disable=disable, dynamic_ncols=True) as bar:
         for split in SAMPLING_ORDER:
             if split not in quotas:
@@ -316,23 +333,9 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
                 # of its own: the rows that follow are new problems.
                 offset_quotas = plan_quotas(dataclasses.replace(options, num_train=options.train_offset,
                                                                 train_offset=0), specs)["train"]
-                for (family, type), count in offset_quotas.items():
-                    task = get_task(family)
-                    tally = drawn_strata.setdefault((family, type), Counter()) if options.train_by_shape else None
-                    caps = train_caps(task, specs[family], type, count, tally) if tally is not None else None
-                    _draw_unique(task, family, type, specs[family], count, seen[family], rng, None, split, caps, tally)
+                draw_segment(split, offset_quotas, rng, None)
                 rng = random.Random(f"mathalign:{options.seed}:{split}:after:{options.train_offset}")
-            rows: list[tuple[str, Problem]] = []
-            for (family, type), count in quotas[split].items():
-                task, label = get_task(family), (family, type)
-                spec = specs[family].ood() if split == "test_ood" else specs[family]
-                shaped = options.train_by_shape and split in IN_DISTRIBUTION  # what train segments share out
-                tally = drawn_strata.setdefault(label, Counter()) if shaped else None
-                if split == "train":
-                    caps = train_caps(task, spec, type, count, tally) if tally is not None else None
-                else:
-                    caps = held_out_caps(task, spec, label, quotas, split)
-                rows += _draw_unique(task, family, type, spec, count, seen[family], rng, bar, split, caps, tally)
+            rows = draw_segment(split, quotas[split], rng, bar)
             rng.shuffle(rows)
             out[split] = rows
     return {split: out[split] for split in SPLITS if split in out}
