@@ -28,6 +28,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .errors import UserError
+
 EXIT_WORDS = frozenset({"exit", "quit", "q"})
 PROMPT = "math> "
 EXAMPLES = "an expression such as `5 + (10 - 3)` or a question such as `72/4=?` or `x-18=21, x=?`"
@@ -238,7 +240,6 @@ def run_chat(
     max_new_tokens: int | None = None,
 ) -> int:
     """`mathalign chat`: load the model, then one shot (`prompt`) or the interactive loop."""
-    from mathalign.cli import UserError
     from mathalign.evaluation import load_model_and_tokenizer
 
     prefer = trained_family(model_path)

@@ -14,6 +14,8 @@ import argparse
 import importlib
 import sys
 
+from .errors import UserError
+
 # (module, what it adds) in the order `--help` lists them.
 SUBCOMMAND_MODULES = [
     "mathalign.cli_quickstart",
@@ -25,12 +27,15 @@ SUBCOMMAND_MODULES = [
 ]
 
 
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, without a traceback."""
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line that names the command's --help (not the whole usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mathalign",
         description="Train and measure SFT, DPO, GRPO and LoRA on verifiable arithmetic, with TRL and transformers.",
         epilog="Run `mathalign <command> --help` for each command's options and examples.",
@@ -50,9 +55,12 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     # `train` passes recipe overrides (`--max_steps 5`) through; every other command takes only its own options.
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "_allow_extra", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "_allow_extra", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as done:  # --help, or an argument error already printed as one line
+        return int(done.code or 0)
     try:
         result = args.func(args, extra) if getattr(args, "_allow_extra", False) else args.func(args)
     except (UserError, FileNotFoundError, ValueError) as err:
@@ -66,7 +74,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run through the package module, so `UserError` here is the class other modules raise.
-    from mathalign.cli import main as package_main
-
-    sys.exit(package_main())
+    sys.exit(main())

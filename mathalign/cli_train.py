@@ -1,11 +1,6 @@
 """`mathalign train RECIPE` (through accelerate) and `mathalign merge ADAPTER OUT` (LoRA into its base)."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
-
-import yaml
 
 TRAIN_EPILOG = """\
 examples:
@@ -15,19 +10,19 @@ examples:
   mathalign train recipes/grpo.yaml --accelerate_config deepspeed_zero2  # recipes/accelerate/<NAME>.yaml, its 8 GPUs
   mathalign train recipes/grpo.yaml --accelerate_config fsdp --num_processes 4   # the config on 4 GPUs
 
-the same run, launched by hand (accelerate runs Python modules, not YAML files):
+the same run, launched by hand:
+  accelerate launch recipes/dpo.yaml --max_steps 5            # a recipe file is also a Python script
+  accelerate launch --multi_gpu --num_processes 2 recipes/dpo.yaml
+  accelerate launch --config_file recipes/accelerate/fsdp.yaml --num_processes 4 recipes/dpo.yaml
+  accelerate launch -m mathalign.train recipes/dpo.yaml       # the same, for recipes without the launch line
   python -m mathalign.train recipes/dpo.yaml
-  accelerate launch -m mathalign.train recipes/dpo.yaml
-  accelerate launch --multi_gpu --num_processes 2 -m mathalign.train --config recipes/dpo.yaml
-  accelerate launch --config_file recipes/accelerate/fsdp.yaml --num_processes 4 -m mathalign.train recipes/dpo.yaml
+  mathalign train --check my_recipe.yaml                      # is it a valid recipe, and launchable that way?
 
 Any recipe key can be overridden as --key value. Every key, with its default and help:
   mathalign train recipes/dpo.yaml --help-keys    # the keys of the recipe's stage
   mathalign train --help-keys dpo                 # the keys of a stage (pretrain, sft, dpo, grpo)
   mathalign train --help-keys                     # the keys every stage has
 """
-
-ACCELERATE_CONFIGS = Path(__file__).resolve().parent.parent / "recipes" / "accelerate"
 
 
 def add_parser(subparsers):
@@ -39,7 +34,7 @@ def add_parser(subparsers):
         formatter_class=_raw_formatter(),
     )
     train.add_argument("recipe", nargs="?", help="the recipe YAML file, e.g. recipes/sft.yaml")
-    train.add_argument("--num_processes", type=int, default=None,
+    train.add_argument("--num_processes", type=_at_least_one, default=None,
                        help="processes to train with: DDP without --accelerate_config (default 1); with one, "
                             "overrides the config's num_processes and keeps its DeepSpeed/FSDP settings")
     train.add_argument("--accelerate_config", default=None,
@@ -48,6 +43,9 @@ def add_parser(subparsers):
     train.add_argument("--help-keys", metavar="STAGE", nargs="?", const="", default=None,
                        help="list every recipe key with its default and help: those of STAGE (pretrain, sft, dpo, "
                             "grpo), else of the recipe's stage, else the keys every stage has")
+    train.add_argument("--check", action="store_true",
+                       help="check the recipe (every key and value) and whether `accelerate launch RECIPE` can run "
+                            "it, then exit without training")
     train.set_defaults(func=run_train, _allow_extra=True)
 
     merge = subparsers.add_parser(
@@ -62,58 +60,22 @@ def add_parser(subparsers):
     merge.set_defaults(func=run_merge)
 
 
+def _at_least_one(value: str) -> int:
+    import argparse
+
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value!r}")
+    return number
+
+
 def _raw_formatter():
     import argparse
 
     return argparse.RawDescriptionHelpFormatter
-
-
-def resolve_accelerate_config(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    candidate = ACCELERATE_CONFIGS / f"{name_or_path}.yaml"
-    if candidate.is_file():
-        return candidate
-    names = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
-    raise FileNotFoundError(f"accelerate config {name_or_path!r} not found; give a file or one of {names}.")
-
-
-def _distributed_type(config: Path) -> str | None:
-    try:
-        settings = yaml.safe_load(config.read_text())
-    except yaml.YAMLError:
-        return None  # accelerate reports a broken config itself
-    return str(settings.get("distributed_type")) if isinstance(settings, dict) else None
-
-
-def needs_launcher(num_processes: int | None, config: str | None) -> bool:
-    """Whether a run goes through `accelerate launch` (several processes, or a config) rather than this process."""
-    return (num_processes or 1) > 1 or bool(config)
-
-
-def accelerate_command(recipe: str | None, extra: list[str], num_processes: int | None,
-                       config: str | None) -> list[str]:
-    """The `accelerate launch ... -m mathalign.train ...` command line for a training run.
-
-    Without a config, N > 1 processes run as DDP (`--multi_gpu`: GPUs, or gloo on a CPU-only machine). With a config,
-    only `--num_processes` is passed on: `--multi_gpu` would override the config's DeepSpeed or FSDP setting.
-    """
-    command = [sys.executable, "-m", "accelerate.commands.launch"]
-    if config:
-        path = resolve_accelerate_config(config)
-        command += ["--config_file", str(path)]
-        if num_processes is not None:
-            if num_processes > 1 and _distributed_type(path) == "NO":
-                raise ValueError(
-                    f"{path.name} runs a single process (distributed_type: NO); for --num_processes {num_processes} "
-                    "train without --accelerate_config (DDP: GPUs, or gloo on a CPU) or with a multi-process config "
-                    "(multi_gpu, deepspeed_zero2, deepspeed_zero3, fsdp).")
-            command += ["--num_processes", str(num_processes)]
-    elif num_processes is not None and num_processes > 1:
-        command += ["--multi_gpu", "--num_processes", str(num_processes)]
-    command += ["-m", "mathalign.train"]
-    return command + ([recipe] if recipe else []) + extra
 
 
 def help_keys_stage(value: str, recipe: str | None, extra: list[str]) -> str | None:
@@ -140,16 +102,32 @@ def run_train(args, extra: list[str] | None = None) -> int:
     if not args.recipe and not extra:
         raise ValueError("give a recipe, e.g. `mathalign train recipes/sft.yaml` (see --help).")
     argv = ([args.recipe] if args.recipe else []) + extra
-    parse_recipe(argv)  # every key and value checked here, before a process is launched
-    if not needs_launcher(args.num_processes, args.accelerate_config):
-        from .train import run
+    parsed = parse_recipe(argv)  # every key and value checked here, before a process is launched
+    if args.check:
+        return check_recipe_file(args.recipe, parsed[0].stage)
+    from .launch import launch, needs_launcher
+    from .train import check_run, run
 
+    if not needs_launcher(args.num_processes, args.accelerate_config):
         run(argv)
         return 0
-    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-    command = accelerate_command(args.recipe, extra, args.num_processes, args.accelerate_config)
-    print("launching:", " ".join(command), flush=True)
-    return subprocess.call(command, env=env)
+    if check_run(*parsed) is not None:  # finished already: say so here rather than in every launched process
+        return 0
+    return launch(args.recipe, extra, args.num_processes, args.accelerate_config)
+
+
+def check_recipe_file(recipe: str | None, stage: str) -> int:
+    """`mathalign train --check RECIPE`: 0 when `accelerate launch RECIPE` runs it, else 1 with the reason."""
+    from .launch import why_not_launchable
+
+    if not recipe:
+        raise ValueError("--check needs a recipe file.")
+    reason = why_not_launchable(recipe)
+    if reason:
+        print(f"{recipe}: a valid {stage} recipe, for `mathalign train {recipe}`; not launchable: {reason}")
+        return 1
+    print(f"{recipe}: a valid {stage} recipe; `accelerate launch {recipe}` and `mathalign train {recipe}` run it.")
+    return 0
 
 
 def run_merge(args) -> int:

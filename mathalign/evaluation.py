@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .sources import check_source, from_pretrained, is_local, load_local_dataset
+
 METRIC_PATH = str(Path(__file__).parent / "metrics" / "mathalign_accuracy" / "mathalign_accuracy.py")
 REQUIRED_COLUMNS = ("prompt", "answer", "task")
 OOD_SPLIT = "test_ood"
@@ -62,14 +64,6 @@ def load_metric():
 # Loading models and data
 
 
-def _looks_like_local_path(name: str) -> bool:
-    """True for names that can only be paths (`./x`, `/x`, `a/b/c`, `x.parquet`); Hub ids look like `owner/name`."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).suffix in _FILE_SUFFIXES
-
-
-_FILE_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".safetensors", ".bin", ".pt"}
-
-
 def load_model_and_tokenizer(model_or_path, tokenizer=None, attn_implementation: str | None = None, device=None):
     """(model, tokenizer) from a checkpoint directory, a LoRA adapter directory, a Hub id, or a model object.
 
@@ -80,6 +74,7 @@ def load_model_and_tokenizer(model_or_path, tokenizer=None, attn_implementation:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import mathalign  # noqa: F401  (registers MathGPT with the Auto classes)
+
 
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if isinstance(model_or_path, (str, Path)):
@@ -92,19 +87,21 @@ def load_model_and_tokenizer(model_or_path, tokenizer=None, attn_implementation:
 
                 # An adapter saved without a task type names its base class by module: allow MathGPT's.
                 allowlist = [*get_default_import_allowlist(), "mathalign"]
-                model = AutoPeftModelForCausalLM.from_pretrained(str(path), import_allowlist=allowlist, **kwargs)
+                model = from_pretrained(AutoPeftModelForCausalLM, str(path), "LoRA adapter",
+                                        import_allowlist=allowlist, **kwargs)
                 tokenizer_source = str(path) if _has_tokenizer(path) else model.peft_config["default"].base_model_name_or_path
             elif (path / "config.json").is_file():
-                model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+                model = from_pretrained(AutoModelForCausalLM, str(path), "model", **kwargs)
                 tokenizer_source = str(path)
             else:
                 raise FileNotFoundError(
                     f"{name} is not a model directory (no config.json or adapter_config.json); pass a checkpoint "
                     "saved with save_pretrained, a LoRA adapter directory, or a Hub model id."
                 )
-        elif path.exists() or _looks_like_local_path(name):
+        elif path.exists() or is_local(name):
             raise FileNotFoundError(f"model path {name} does not exist; pass a checkpoint directory or a Hub model id.")
         else:  # a Hub id such as Qwen/Qwen2.5-0.5B-Instruct
+            check_source(name, "model")
             try:
                 model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
             except OSError as err:
@@ -113,7 +110,7 @@ def load_model_and_tokenizer(model_or_path, tokenizer=None, attn_implementation:
                 ) from None
             tokenizer_source = name
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+            tokenizer = from_pretrained(AutoTokenizer, tokenizer_source, "tokenizer")
     else:
         model = model_or_path
         if tokenizer is None:
@@ -146,21 +143,15 @@ def load_eval_dataset(data, build_kwargs: dict | None = None):
         return datasets.DatasetDict({"test": data})
     name = str(data)
     path = Path(name).expanduser()
-    if path.is_dir():
-        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
-            return load_eval_dataset(datasets.load_from_disk(str(path)))
-        return datasets.load_dataset(str(path))  # data files named by split (test-*.parquet, data/test.jsonl, ...)
-    if path.is_file():
-        kind = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix)
-        if kind is None:
-            raise ValueError(f"--data {name}: unsupported file type {path.suffix!r}; use .parquet, .jsonl or a directory.")
-        return datasets.load_dataset(kind, data_files={"test": str(path)})
-    if _looks_like_local_path(name):
-        raise FileNotFoundError(f"dataset {name} does not exist; pass a dataset directory, a parquet/jsonl file or a builder name.")
+    if path.exists():
+        return load_eval_dataset(load_local_dataset(path, file_split="test"))
     builder = _get_builder(name)
     if builder is not None:
         return _build(builder, name, build_kwargs)
+    if is_local(name):
+        raise FileNotFoundError(f"dataset {name} does not exist; pass a dataset directory, a parquet/jsonl file or a builder name.")
     if "/" in name:  # a dataset published on the Hub
+        check_source(name, "dataset", "dataset")
         try:
             return datasets.load_dataset(name)
         except Exception as err:  # noqa: BLE001  (the Hub's errors are many; the user needs one line)

@@ -35,7 +35,7 @@ import re
 import warnings
 from pathlib import Path
 
-from .cli import UserError
+from .errors import UserError
 
 # A Hub repo id: namespace/name, letters, digits, "-", "_", "." (no "--" or ".." and at most 96 characters).
 REPO_ID_RE = re.compile(r"^(?P<namespace>[A-Za-z0-9][\w.-]*)/(?P<name>[\w.-]+)$", re.ASCII)

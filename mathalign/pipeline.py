@@ -19,8 +19,6 @@ the recipe's meaning, stays the same (the default pipeline's 2 CPU processes bec
 import argparse
 import json
 import logging
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,8 @@ from typing import NamedTuple
 
 import yaml
 
-from .recipe import RecipeError, load_recipe, parse_recipe
+from .errors import RecipeError, StageFailed, UserError
+from .recipe import load_recipe, parse_recipe
 
 logger = logging.getLogger("mathalign.pipeline")
 
@@ -43,10 +42,6 @@ class Stage(NamedTuple):
     recipe: dict  # the stage's recipe keys with output_dir and model_name_or_path filled in
     parsed: tuple  # what `train.main` takes
     launch: dict  # num_processes / accelerate_config: run in its own `accelerate launch`; empty: in this process
-
-
-class StageFailed(RuntimeError):
-    pass
 
 
 def load_pipeline(path) -> dict:
@@ -66,7 +61,9 @@ def load_pipeline(path) -> dict:
 def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[Stage]:
     """Each stage's recipe with its output_dir and starting model filled in, parsed (so checked) before anything
     runs."""
-    recipes, previous, finished = [], None, {}
+    from .train import check_lora_targets, local_model_type
+
+    recipes, previous, finished, model_types = [], None, {}, {}
     for name, keys in pipeline["stages"].items():
         if not isinstance(keys, dict):
             raise RecipeError(f"{where}: stage {name!r} must be a mapping of recipe keys.")
@@ -84,7 +81,11 @@ def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[Stage]:
         check_launch(launch, recipe, f"{where}: stage {name!r}")
         if previous is not None and "model_name_or_path" not in keys:
             recipe["model_name_or_path"] = str(final_model_dir(run_dir, *previous))
+            model_types[name] = model_types[previous[0]]  # the model of an earlier stage, trained further
+        else:
+            model_types[name] = local_model_type(keys.get("model_name_or_path"))
         parsed = parse_recipe([], recipe=recipe, where=f"{where} (stage {name!r})")  # fail now, not an hour in
+        check_lora_targets(parsed[1], model_types[name], f"{where} (stage {name!r})")
         recipes.append(Stage(name, recipe, parsed, launch))
         previous = finished[name] = (name, bool(recipe.get("use_peft")))
     return recipes
@@ -92,19 +93,17 @@ def stage_recipes(pipeline: dict, run_dir: Path, where: str) -> list[Stage]:
 
 def check_launch(launch: dict, recipe: dict, where: str) -> None:
     """Refuse a launch that could not start, before anything trains."""
-    from .cli_train import accelerate_command
+    from .launch import accelerate_command
     from .recipe import SECRET_KEYS
 
     processes = launch.get("num_processes")
-    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
-        raise RecipeError(f"{where}: num_processes must be a whole number >= 1, got {processes!r}.")
     secrets = sorted(set(SECRET_KEYS) & set(recipe))
     if launch and secrets:  # the launched stage reads its recipe from a file in run_dir: a token does not belong there
         raise RecipeError(f"{where}: a stage with {' / '.join(launch)} cannot take {secrets} in the pipeline file; "
                           "set the HF_TOKEN environment variable (or `hf auth login`) instead.")
     try:
         accelerate_command("recipe.yaml", [], processes, launch.get("accelerate_config"))
-    except (FileNotFoundError, ValueError) as err:
+    except UserError as err:
         raise RecipeError(f"{where}: {err}") from None
 
 
@@ -136,16 +135,12 @@ def fit_to_devices(stage: Stage, accelerators: int, where: str = "pipeline") -> 
 
 def launch_stage(stage: Stage, run_dir: Path) -> None:
     """Train a stage in its own `accelerate launch` (the recipe is written next to its output first)."""
-    from .cli_train import accelerate_command
+    from .launch import launch
     from .recipe import plain_recipe
 
     path = run_dir / f"{stage.name}.recipe.yaml"
     path.write_text(yaml.safe_dump(plain_recipe(stage.recipe), sort_keys=False))
-    launch = stage.launch
-    command = accelerate_command(str(path), [], launch.get("num_processes"), launch.get("accelerate_config"))
-    print("launching:", " ".join(command), flush=True)
-    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-    code = subprocess.call(command, env=env)
+    code = launch(str(path), [], stage.launch.get("num_processes"), stage.launch.get("accelerate_config"))
     if code != 0:
         raise StageFailed(f"stage {stage.name!r} exited with status {code} (its log is above); fix it and run the "
                           "same command again: finished stages are skipped and this one resumes.")
@@ -156,22 +151,39 @@ def final_model_dir(run_dir: Path, name: str, uses_lora: bool) -> Path:
     return run_dir / f"{name}-merged" if uses_lora else run_dir / name
 
 
-def stage_is_done(output_dir: Path) -> bool:
-    # save_run writes train_results.json after the final model: its presence means the stage finished.
-    return (output_dir / "train_results.json").is_file()
+def stage_is_done(output_dir: Path, final: Path) -> bool:
+    """save_run writes train_results.json last, and a LoRA stage's merged copy appears whole (renamed into place):
+    with both there, the stage finished."""
+    from .train import finished_run
+
+    return finished_run(output_dir) is not None and final.is_dir()
+
+
+def merge_stage(output_dir: Path, final: Path) -> None:
+    """Merge a LoRA stage into `final`, which appears only once complete (written beside it, then renamed)."""
+    import shutil
+
+    from .merge import merge_adapter
+
+    partial = final.with_name(final.name + ".partial")
+    for path in (partial, final):  # left by a merge that was interrupted
+        if path.exists():
+            shutil.rmtree(path)
+    merge_adapter(str(output_dir), str(partial))
+    partial.rename(final)
 
 
 def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> dict:
     """Run (or continue) every stage of a pipeline file, then evaluate and compare the stages."""
-    from .cli_train import needs_launcher
-    from .merge import merge_adapter
+    from .launch import needs_launcher
     from .train import main as train_stage
 
     pipeline = load_pipeline(path)
     run_dir = Path(run_dir or pipeline.get("run_dir") or "runs/pipeline")
     recipes = stage_recipes(pipeline, run_dir, str(path))
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "pipeline.yaml").write_text(yaml.safe_dump({**pipeline, "run_dir": str(run_dir)}, sort_keys=False))
+    (run_dir / "pipeline.yaml").write_text(yaml.safe_dump(redact_pipeline({**pipeline, "run_dir": str(run_dir)}),
+                                                          sort_keys=False))
 
     timings, models = {}, {}
     for index, stage in enumerate(recipes, 1):
@@ -179,7 +191,7 @@ def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> d
         output_dir, uses_lora = Path(recipe["output_dir"]), bool(recipe.get("use_peft"))
         final = final_model_dir(run_dir, name, uses_lora)
         print(f"[{index}/{len(recipes)}] {name}: ", end="", flush=True)
-        if stage_is_done(output_dir) and final.exists():
+        if stage_is_done(output_dir, final):
             print(f"done already ({final}), skipped", flush=True)
         else:
             print(f"training into {output_dir}", flush=True)
@@ -190,11 +202,7 @@ def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> d
             else:
                 train_stage(*stage.parsed)
             if uses_lora:
-                if final.exists():  # a merge interrupted half-way
-                    import shutil
-
-                    shutil.rmtree(final)
-                merge_adapter(str(output_dir), str(final))
+                merge_stage(output_dir, final)
             timings[name] = round(time.time() - start, 1)
         models[name] = final
 
@@ -204,6 +212,15 @@ def run_pipeline(path, run_dir: str | None = None, skip_eval: bool = False) -> d
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print_summary(summary, run_dir)
     return summary
+
+
+def redact_pipeline(pipeline: dict) -> dict:
+    """The pipeline as written to run_dir/pipeline.yaml: every stage without tokens or secret `env` entries."""
+    from .recipe import redact
+
+    stages = {name: redact(keys) if isinstance(keys, dict) else keys
+              for name, keys in (pipeline.get("stages") or {}).items()}
+    return {**pipeline, "stages": stages}
 
 
 def evaluate_stages(models: dict[str, Path], options: dict, run_dir: Path) -> dict:
@@ -259,7 +276,7 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     try:
         run_pipeline(args.pipeline, args.run_dir, args.skip_eval)
-    except (RecipeError, FileNotFoundError, StageFailed) as err:
+    except (UserError, FileNotFoundError) as err:
         print(f"mathalign pipeline: error: {err}", file=sys.stderr)
         return 2
     return 0

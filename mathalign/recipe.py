@@ -13,7 +13,9 @@ import dataclasses
 import difflib
 import enum
 import json
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,11 +24,9 @@ from pathlib import Path
 import yaml
 from trl import DPOConfig, GRPOConfig, ModelConfig, SFTConfig, TrlParser
 
+from .errors import RecipeError
+
 STAGES = ("pretrain", "sft", "dpo", "grpo")
-
-
-class RecipeError(ValueError):
-    """A recipe or command line that cannot run as written; the message says what to change."""
 
 
 @dataclass
@@ -117,19 +117,24 @@ def dataclass_types(stage: str):
 
 
 def load_recipe(path: str | os.PathLike) -> dict:
-    """Read a recipe YAML file into a dict (no validation yet)."""
+    """Read a recipe YAML file into a dict (keys not validated yet), without its launch line (see `launch.py`)."""
+    from .launch import drop_launch_key
+
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"recipe file not found: {path}")
+        raise RecipeError(f"recipe file not found: {path}" if not path.exists() else f"{path} is not a file.")
     try:
-        recipe = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path} is not valid YAML: {err}") from None
+        text = path.read_text()
+        recipe = yaml.safe_load(text)
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        reason = " ".join(str(err).split())
+        raise RecipeError(f"{path} is not valid YAML: {reason}") from None
     if recipe is None:
-        return {}
+        raise RecipeError(f"{path} is empty: a recipe sets at least `stage` and `output_dir` (copy one from "
+                          "recipes/, e.g. recipes/sft.yaml).")
     if not isinstance(recipe, dict):
         raise RecipeError(f"{path} must be a YAML mapping of `key: value` lines, got a {type(recipe).__name__}.")
-    return recipe
+    return drop_launch_key(recipe, path, text)
 
 
 def _field_types(types_: tuple) -> dict[str, object]:
@@ -238,6 +243,8 @@ def parse_recipe(argv: list[str] | None = None, recipe: dict | None = None, wher
             recipe_path = args.pop(0)
         recipe = load_recipe(recipe_path) if recipe_path else {}
     where = where or recipe_path or "the command line"
+    if "stages" in recipe:
+        raise RecipeError(f"{where} is a pipeline file (it has `stages`): run it with `mathalign pipeline {where}`.")
 
     stage = recipe_stage(recipe, args)
     types_ = dataclass_types(stage)
@@ -262,14 +269,14 @@ def parse_recipe(argv: list[str] | None = None, recipe: dict | None = None, wher
         # Recipes for large models ask for it explicitly.
         recipe["activation_checkpointing"] = False
 
-    parser = TrlParser(types_)
+    parser = _RecipeParser(types_)
     parser.set_defaults_with_config(**recipe)
     try:
         script_args, model_args, training_args, remaining = parser.parse_args_into_dataclasses(
             args=args, return_remaining_strings=True
         )
-    except SystemExit as err:  # argparse already printed what is wrong with a value
-        raise RecipeError(f"invalid value on the command line or in {where} (see the message above).") from err
+    except RecipeError as err:  # a value argparse could not convert
+        raise RecipeError(f"{where} or the command line: {err}") from None
     except (TypeError, ValueError) as err:
         raise RecipeError(f"{where}: {err}") from None
     if remaining:
@@ -286,14 +293,78 @@ def parse_recipe(argv: list[str] | None = None, recipe: dict | None = None, wher
             raise RecipeError(f"`{name}` must be a mapping.")
     if script_args.stage != stage:
         raise RecipeError("set `stage` in the recipe or with --stage, once.")
+    if "output_dir" not in recipe and "output_dir" not in _cli_keys(args):
+        raise RecipeError(f"{where} sets no output_dir: name the directory the run writes to (`output_dir: "
+                          "runs/NAME` in the recipe, or --output_dir).")
+    check_values(script_args, training_args, where, set(_cli_keys(args)))
     # The keys as the run sees them: the file's, then the command line's as parsed (enums made plain again).
     resolved = plain_recipe({**recipe, **{k: getattr(o, k) for o in (script_args, model_args, training_args)
                                           for k in _cli_keys(argv or []) if hasattr(o, k)}})
     return script_args, model_args, training_args, resolved
 
 
+class _RecipeParser(TrlParser):
+    """TrlParser whose errors are one line (argparse prints the whole usage, ~160 lines, before a bad value)."""
+
+    def error(self, message):
+        raise RecipeError(message)
+
+
+# (key, test, what it must be): values every stage would accept in type but not in sense, checked before any work.
+_POSITIVE_INT = (lambda v: v >= 1, "a whole number >= 1")
+_POSITIVE = (lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+_NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+VALUE_RULES = {
+    "max_steps": (lambda v: v == -1 or v >= 1, "a number of optimizer steps >= 1 (or -1: train num_train_epochs)"),
+    "num_train_epochs": _POSITIVE,
+    "learning_rate": _POSITIVE,
+    "per_device_train_batch_size": _POSITIVE_INT,
+    "per_device_eval_batch_size": _POSITIVE_INT,
+    "gradient_accumulation_steps": _POSITIVE_INT,
+    "save_steps": _POSITIVE,
+    "logging_steps": _POSITIVE,
+    "warmup_steps": _NON_NEGATIVE,
+    "weight_decay": _NON_NEGATIVE,
+    "max_grad_norm": _NON_NEGATIVE,
+    "max_train_samples": _POSITIVE_INT,
+    "stop_at_accuracy_steps": _POSITIVE_INT,
+    "tokenizer_vocab_size": _POSITIVE_INT,
+    "max_length": _POSITIVE_INT,
+    "max_completion_length": _POSITIVE_INT,
+    "num_generations": (lambda v: v >= 2, "at least 2 (GRPO compares the completions of each prompt)"),
+}
+
+
+def check_values(script_args, training_args, where: str, cli_keys: set[str] = frozenset()) -> None:
+    """Refuse values that would train nonsense (`max_steps: 0`, a NaN learning rate, batch size 0) up front."""
+    for obj in (script_args, training_args):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name, None)
+            source = "on the command line" if f.name in cli_keys else f"in {where}"
+            if isinstance(value, float) and math.isnan(value):
+                raise RecipeError(f"{f.name} {source} is NaN; give a number.")
+            rule = VALUE_RULES.get(f.name)
+            if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if f.name == "save_steps" and training_args.save_strategy == "no":
+                continue
+            test, what = rule
+            if not test(value):
+                raise RecipeError(f"{f.name} {source} must be {what}, got {value!r}.")
+
+
 # Keys never written to a run's recipe.yaml: the file is published with the model card.
 SECRET_KEYS = ("hub_token",)
+# `env` entries never written to disk either (the values stay in the environment of the process that read them).
+SECRET_ENV = re.compile(r"TOKEN|KEY|SECRET|PASSW|AUTH|CREDENTIAL", re.IGNORECASE)
+
+
+def redact(recipe: dict) -> dict:
+    """`recipe` without secrets: no `hub_token`, no `env` entry whose name says token, key, secret or password."""
+    clean = {key: value for key, value in recipe.items() if key not in SECRET_KEYS}
+    if isinstance(clean.get("env"), dict):
+        clean["env"] = {name: value for name, value in clean["env"].items() if not SECRET_ENV.search(str(name))}
+    return clean
 
 
 def _plain(value):
@@ -316,7 +387,7 @@ def plain_recipe(recipe: dict) -> dict:
 
     The result reads back with `yaml.safe_load` and parses again with `parse_recipe`.
     """
-    return {str(key): _plain(value) for key, value in recipe.items() if key not in SECRET_KEYS}
+    return {str(key): _plain(value) for key, value in redact(recipe).items()}
 
 
 def _default(f: dataclasses.Field):
@@ -366,5 +437,5 @@ def all_keys_help(stage: str | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MathAlignArguments", "RecipeError", "STAGES", "load_recipe", "parse_recipe", "plain_recipe",
+__all__ = ["MathAlignArguments", "RecipeError", "STAGES", "load_recipe", "parse_recipe", "plain_recipe", "redact",
            "training_config_class"]

@@ -1,24 +1,29 @@
 """One runner for every stage: parse the recipe, build model, data and PEFT, run the TRL trainer, save.
 
     python -m mathalign.train recipes/sft.yaml --max_steps 5
+    accelerate launch recipes/dpo.yaml                          # the recipe's first line hands it to this module
+    accelerate launch --multi_gpu --num_processes 2 recipes/dpo.yaml
     accelerate launch -m mathalign.train recipes/dpo.yaml
-    accelerate launch --multi_gpu --num_processes 2 -m mathalign.train --config recipes/dpo.yaml
-
-(`accelerate launch recipes/dpo.yaml` cannot work: accelerate runs files with Python. `mathalign train RECIPE`
-launches through accelerate for you.)
 
 Stages differ only in the trainer class and the data they need; the tail (resume, train, save, metrics) is shared.
+
+A run directory is safe to re-run: a finished run (its `train_results.json`, written last and atomically) is left
+as it is; an interrupted one resumes from its newest complete checkpoint (one whose `trainer_state.json`, which the
+Trainer writes last, reads back), and a checkpoint cut short by a kill is removed first.
 """
 
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import yaml
 
-from .recipe import RecipeError, parse_recipe, plain_recipe
+from .errors import RecipeError, UserError
+from .recipe import parse_recipe, plain_recipe
+from .sources import check_source, from_pretrained, is_local, load_local_dataset
 
 logger = logging.getLogger("mathalign.train")
 
@@ -39,7 +44,7 @@ def load_data(script_args, model_name_or_path: str | None = None):
 
     On-policy preference data (`negatives: [sampled]`) samples the stage's own model unless `negatives_model` is set.
     """
-    from datasets import DatasetDict, load_dataset, load_from_disk
+    from datasets import DatasetDict, load_dataset
 
     name = script_args.dataset_name or DEFAULT_BUILDER[script_args.stage]
     options = dict(script_args.data_options or {})
@@ -49,24 +54,20 @@ def load_data(script_args, model_name_or_path: str | None = None):
                               "data_options.negatives_model).")
         options["negatives_model"] = model_name_or_path
     path = Path(name)
-    if path.is_dir():
-        data = load_from_disk(str(path))
-    elif path.suffix in (".json", ".jsonl", ".parquet", ".csv"):
-        if not path.is_file():
-            raise RecipeError(f"dataset file not found: {path}")
-        kind = {".jsonl": "json"}.get(path.suffix, path.suffix[1:])
-        data = load_dataset(kind, data_files=str(path))
+    if path.is_dir() or path.suffix in (".json", ".jsonl", ".parquet", ".csv"):
+        data = load_local_dataset(path, script_args.dataset_train_split)
     else:
         import data_builders
 
         if name in data_builders.BUILDERS:
             data = data_builders.get_builder(name).build(**options)
-        elif _looks_like_hub_id(name):
+        elif not is_local(name):
+            check_source(name, "dataset_name", "dataset", _DATASET_HINT)
             data = load_dataset(name, script_args.dataset_config)  # a Hub dataset id
         else:
             raise RecipeError(
-                f"dataset {name!r} is neither a data builder ({', '.join(sorted(data_builders.BUILDERS))}), "
-                "an existing directory or data file, nor a Hub id (USER/NAME)."
+                f"dataset_name {name!r} is neither a data builder ({', '.join(sorted(data_builders.BUILDERS))}), "
+                f"nor an existing directory or data file{_DATASET_HINT}."
             )
     if not isinstance(data, DatasetDict):
         data = DatasetDict({script_args.dataset_train_split: data})
@@ -78,6 +79,9 @@ def load_data(script_args, model_name_or_path: str | None = None):
         raise RecipeError(f"stage {script_args.stage!r} needs the columns {sorted(missing)}, which dataset {name!r} "
                           f"lacks (it has {data[script_args.dataset_train_split].column_names}).")
     return data
+
+
+_DATASET_HINT = "; build it first (`mathalign data build sft --out data/sft`) or name a builder (sft, preferences, rl)"
 
 
 def train_and_eval_splits(data, script_args):
@@ -102,7 +106,8 @@ def load_or_train_tokenizer(script_args, model_args, training_args, train_datase
 
     source = script_args.tokenizer_name_or_path or model_args.model_name_or_path
     if source:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=training_args.trust_remote_code)
+        tokenizer = from_pretrained(AutoTokenizer, source, "tokenizer",
+                                    trust_remote_code=training_args.trust_remote_code)
         if tokenizer.pad_token is None:  # most base LMs ship without one; never reuse eos (see tokenizer.py)
             tokenizer.add_special_tokens({"pad_token": "<pad>"})
         return tokenizer
@@ -146,8 +151,10 @@ def build_model(script_args, model_args, training_args, tokenizer):
         dtype = getattr(torch, dtype)
     if quantization_config is not None and quantization_config.load_in_4bit:
         quantization_config.bnb_4bit_compute_dtype = torch.float32 if training_args.use_cpu else torch.bfloat16
-    model = AutoModelForCausalLM.from_pretrained(
+    model = from_pretrained(
+        AutoModelForCausalLM,
         path,
+        "model",
         revision=model_args.model_revision,
         trust_remote_code=training_args.trust_remote_code,
         attn_implementation=model_args.attn_implementation,
@@ -163,10 +170,6 @@ def build_model(script_args, model_args, training_args, tokenizer):
     return model
 
 
-def _looks_like_hub_id(path: str) -> bool:
-    return path.count("/") == 1 and not path.startswith((".", "/"))
-
-
 def build_ref_model(script_args, model_args, training_args):
     """An explicit frozen reference for DPO/GRPO without LoRA (under LoRA TRL disables the adapter instead)."""
     from transformers import AutoModelForCausalLM
@@ -176,19 +179,83 @@ def build_ref_model(script_args, model_args, training_args):
     path = script_args.ref_model_name_or_path or model_args.model_name_or_path
     if not path:
         return None  # a model trained from scratch here: TRL copies it
-    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=training_args.trust_remote_code,
-                                                dtype="float32" if training_args.use_cpu else "auto")
+    return from_pretrained(AutoModelForCausalLM, path, "reference model",
+                           trust_remote_code=training_args.trust_remote_code,
+                           dtype="float32" if training_args.use_cpu else "auto")
 
 
 # --- the run -------------------------------------------------------------------------------------------------------
 
+_MODEL_HINT = "; train the stage that writes it first (e.g. `mathalign train recipes/sft.yaml`) or fix the path"
+
+
 def check_model_sources(script_args, model_args):
-    """Every model or tokenizer the recipe names must be a directory here or look like a Hub id."""
+    """Every model or tokenizer the recipe names must be a local path or a repository on the Hub."""
     for key, source in (("model_name_or_path", model_args.model_name_or_path),
                         ("tokenizer_name_or_path", script_args.tokenizer_name_or_path),
                         ("ref_model_name_or_path", script_args.ref_model_name_or_path)):
-        if source and not Path(source).exists() and not _looks_like_hub_id(source):
-            raise RecipeError(f"{key} {source!r} is neither an existing directory nor a Hub id (USER/NAME).")
+        if source:
+            check_source(source, key, hint=_MODEL_HINT)
+
+
+def local_model_type(path: str | None) -> str | None:
+    """The `model_type` a run starts from: `mathgpt` from scratch, a local checkpoint's own, None when unknown."""
+    if not path:
+        return "mathgpt"
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None  # a broken config.json is reported when the model loads
+
+
+def check_lora_targets(model_args, model_type: str | None, where: str = "the recipe") -> None:
+    """LoRA on a model PEFT has no default target modules for (MathGPT) needs `lora_target_modules`: say so now."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULT_TARGETS
+
+    if model_args.use_peft and not model_args.lora_target_modules and model_type and \
+            model_type not in DEFAULT_TARGETS:
+        raise RecipeError(f"{where}: use_peft on a {model_type} model needs lora_target_modules (PEFT knows no "
+                          "default for it), e.g. `lora_target_modules: all-linear` or `[q_proj, v_proj]`.")
+
+
+def check_output_dir(training_args) -> None:
+    out = Path(training_args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise RecipeError(f"output_dir {str(out)!r} is a file; name a directory for the run.")
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from a file; {} when it is missing, cut short or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def finished_run(output_dir) -> dict | None:
+    """The metrics of the finished run in `output_dir` (its train_results.json, written last), else None."""
+    path = Path(output_dir) / "train_results.json"
+    return _read_json(path) if path.is_file() and _read_json(path) else None
+
+
+def check_run(script_args, model_args, training_args, recipe: dict | None = None) -> dict | None:
+    """Everything that can be checked before data, tokenizer and model are built; returns the metrics of a finished
+    run in output_dir (and says so), which is then left as it is, unless `resume_from_checkpoint` asks to go on."""
+    check_output_dir(training_args)
+    check_model_sources(script_args, model_args)
+    check_lora_targets(model_args, local_model_type(model_args.model_name_or_path))
+    finished = finished_run(training_args.output_dir)
+    if finished is not None and not training_args.resume_from_checkpoint:
+        step = (checkpoints(training_args.output_dir) or [None])[-1]
+        further = f"--resume_from_checkpoint {step} with a higher max_steps" if step else "a new output_dir"
+        print(f"{training_args.output_dir} holds a finished run: nothing to do (to train it further: {further}; to "
+              "train anew: another output_dir, or remove this one).", flush=True)
+        return finished
+    return None
 
 
 def check_rewards(training_args, script_args, stage: str):
@@ -232,10 +299,28 @@ def make_trainer(stage, model, ref_model, tokenizer, train, evaluation, training
     return GRPOTrainer(reward_funcs=reward_funcs, **common)
 
 
-def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def checkpoints(output_dir) -> list[Path]:
+    """The `checkpoint-N` folders of a run, oldest first."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[11:]))
 
-    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """The Trainer writes trainer_state.json after the model, optimizer and RNG states: a checkpoint whose
+    trainer_state.json reads back is whole."""
+    return bool(_read_json(path / "trainer_state.json"))
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest complete checkpoint; newer incomplete ones (a kill while saving) are removed, and said so."""
+    for path in reversed(checkpoints(output_dir)):
+        if is_complete_checkpoint(path):
+            return str(path)
+        print(f"{path} is incomplete (the run stopped while saving it): removed; resuming from the checkpoint "
+              "before it.", flush=True)
+        if int(os.environ.get("RANK", "0")) == 0:
+            shutil.rmtree(path, ignore_errors=True)
+    return None
 
 
 def main(script_args, model_args, training_args, recipe: dict | None = None):
@@ -244,7 +329,9 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
     from trl import get_peft_config
 
     stage = script_args.stage
-    check_model_sources(script_args, model_args)
+    finished = check_run(script_args, model_args, training_args)
+    if finished is not None:
+        return finished
     reward_funcs = check_rewards(training_args, script_args, stage)
     if model_args.model_name_or_path is None and stage in ("dpo", "grpo"):
         logger.warning("%s from a randomly initialised model: set model_name_or_path to an SFT checkpoint.", stage)
@@ -321,14 +408,17 @@ def check_push_target(training_args):
 
     mathalign pushes once at the end with `mathalign.hub.push_model` (card with usage, recipe and remote code)
     rather than the Trainer's background pushes of every checkpoint, so the Trainer's own pushing is turned off.
+    The token leaves the training arguments in every case: the Trainer pickles them into training_args.bin, in the
+    run and in every checkpoint.
     """
+    token, training_args.hub_token = training_args.hub_token, None
     if not training_args.push_to_hub:
         return None
     from .hub import check_can_push
 
     if not training_args.hub_model_id:
         raise RecipeError("push_to_hub needs hub_model_id: USER/NAME, the repository to publish to.")
-    token = check_can_push(training_args.hub_model_id, training_args.hub_token)
+    token = check_can_push(training_args.hub_model_id, token)
     training_args.push_to_hub = False
     return token
 
@@ -339,21 +429,34 @@ def _probe_prompts(train, n: int = 8) -> list[str]:
 
 
 def save_run(trainer, result, recipe: dict, training_args, hub_token=None) -> dict:
-    """The shared tail: final model + tokenizer, metrics, trainer state and the recipe that made them."""
+    """The shared tail: final model + tokenizer, trainer state, the recipe that made them, then the metrics.
+
+    `train_results.json` is written last and atomically: it marks the run finished (a re-run leaves it alone, the
+    pipeline skips the stage), so a kill at any point before it leaves a run that resumes instead.
+    """
     metrics = dict(result.metrics)
     trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)
-    trainer.save_state()
     trainer.model.config.use_cache = True  # TRL turns the KV cache off for training; generation wants it back
     trainer.save_model(training_args.output_dir)
+    trainer.save_state()
     if trainer.accelerator.is_main_process:
         out = Path(training_args.output_dir)
-        (out / "recipe.yaml").write_text(yaml.safe_dump(plain_recipe(recipe), sort_keys=False))
+        write_atomic(out / "recipe.yaml", yaml.safe_dump(plain_recipe(recipe), sort_keys=False))
+        write_atomic(out / "all_results.json", json.dumps({**_read_json(out / "all_results.json"), **metrics},
+                                                           indent=4, sort_keys=True))
+        write_atomic(out / "train_results.json", json.dumps(metrics, indent=4, sort_keys=True))
         if hub_token is not None:
             from .hub import push_model
 
             push_model(out, training_args.hub_model_id, private=bool(training_args.hub_private_repo), token=hub_token)
     return metrics
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: a temporary file beside it, renamed over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -371,10 +474,16 @@ def cli(argv: list[str] | None = None) -> int:
         return 0
     try:
         run(argv)
-    except (RecipeError, FileNotFoundError) as err:
+    except (UserError, FileNotFoundError) as err:
         print(f"mathalign.train: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_recipe_file(path: str) -> None:
+    """What a recipe's launch line calls when Python runs the file (`accelerate launch recipes/dpo.yaml ARGS`):
+    train it with this process's command-line overrides, then exit."""
+    sys.exit(cli([path, *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

@@ -132,6 +132,10 @@ def test_a_launched_stage_keeps_its_global_batch_on_fewer_gpus(num_processes, ac
         ({"stages": {"sft": {"accelerate_config": "nope"}}}, "accelerate config 'nope' not found"),
         ({"stages": {"sft": {"num_processes": 2, "accelerate_config": "cpu"}}}, "runs a single process"),
         ({"stages": {"sft": {"num_processes": 2, "hub_token": "hf_x"}}}, "set the HF_TOKEN environment variable"),
+        # A LoRA stage late in the file, on the MathGPT the first stage builds: refused before the first one trains.
+        ({"stages": {"sft": {}, "dpo": {"use_peft": True}}}, "(stage 'dpo'): use_peft on a mathgpt model needs "
+         "lora_target_modules"),
+        ({"stages": {"sft": {}, "dpo": {"learning_rate": -1.0}}}, "learning_rate in"),  # nonsense in a later stage
     ],
 )
 def test_bad_pipelines_fail_before_any_training(tmp_path, capsys, change, message):

@@ -175,17 +175,6 @@ def test_merge_gives_the_adapter_model_logits(tmp_path, base_model, tiny_tokeniz
     assert (tmp_path / "merged" / "recipe.yaml").read_text() == (run / "recipe.yaml").read_text()
 
 
-def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, base_model):
-    keys = dict(model_name_or_path=str(base_model), save_strategy="steps", save_steps=2)
-    run = train(tmp_path, "sft", "--max_steps", "2", **keys)  # stops after step 2 (as if interrupted)
-    assert (run / "checkpoint-2").is_dir()
-    train(tmp_path, "sft", "--max_steps", "4", **keys)
-    state = json.loads((run / "trainer_state.json").read_text())
-    assert state["global_step"] == 4
-    # Resumed: the second run logged steps 3 and 4 only, on top of the first run's history.
-    assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]
-
-
 def test_any_causal_lm_trains_a_tiny_qwen2_built_locally(tmp_path, tiny_tokenizer):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -207,7 +196,7 @@ def test_any_causal_lm_trains_a_tiny_qwen2_built_locally(tmp_path, tiny_tokenize
         ({}, ["--learning_rat", "0.1"], "Did you mean 'learning_rate'"),  # misspelled command-line flag
         ({"max_steps": [1, 2]}, [], "'max_steps' .* must be int"),  # wrong type in YAML
         ({"dataset_name": "no/such/dir.jsonl"}, [], "dataset file not found"),  # missing data file
-        ({"model_name_or_path": "./missing-model"}, [], "neither an existing directory"),  # missing checkpoint
+        ({"model_name_or_path": "./missing-model"}, [], "'./missing-model' does not exist"),  # missing checkpoint
         ({"dataset_name": "sft", "stage": "dpo"}, [], "needs the columns"),  # dataset of the wrong shape
         ({"reward_funcs": ["corectness_reward"]}, [], "correctness_reward"),  # unknown reward, closest named
         ({"num_generations": 3}, [], "divisible by num_generations \\(3\\)"),  # batch 8 not divisible by 3
@@ -440,7 +429,7 @@ ACCELERATE_CONFIGS = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
 def test_a_launch_with_a_config_keeps_its_distributed_type(config):
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 
-    from mathalign.cli_train import accelerate_command
+    from mathalign.launch import accelerate_command
 
     distributed = yaml.safe_load(config.read_text())["distributed_type"]
     if distributed == "NO":  # one process by design: asking for more is an error, not a silent single process
@@ -468,7 +457,7 @@ def test_a_launch_with_a_config_keeps_its_distributed_type(config):
     ],
 )
 def test_launch_flags(num_processes, config, expected):
-    from mathalign.cli_train import accelerate_command
+    from mathalign.launch import accelerate_command
 
     command = accelerate_command("r.yaml", [], num_processes, config)
     launch_args = command[command.index("accelerate.commands.launch") + 1: command.index("-m", 3)]
