@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "recipes" / "pipeline.yaml"
-
 
 def add_parser(subparsers):
     quick = subparsers.add_parser(
@@ -13,7 +11,7 @@ def add_parser(subparsers):
                     "stage on held-out problems. Re-running continues where an interrupted run stopped.",
         epilog="example:\n  mathalign quickstart --run_dir runs/quickstart",
     )
-    quick.add_argument("--pipeline", default=None, help=f"pipeline file (default: {DEFAULT_PIPELINE.name})")
+    quick.add_argument("--pipeline", default=None, help="pipeline file (default: the shipped recipes/pipeline.yaml)")
     quick.add_argument("--run_dir", default=None, help="where to write everything (default: runs/quickstart)")
     quick.set_defaults(func=run_quickstart)
 
@@ -23,17 +21,19 @@ def add_parser(subparsers):
         description="Run every stage of a pipeline YAML (see recipes/pipeline.yaml), skipping finished stages.",
         epilog="example:\n  mathalign pipeline recipes/pipeline.yaml --run_dir runs/try",
     )
-    pipeline.add_argument("pipeline", help="the pipeline YAML file")
+    pipeline.add_argument("pipeline", help="the pipeline YAML file, or the name of one shipped with mathalign "
+                                           "(pipeline, expressions, alignment_lab)")
     pipeline.add_argument("--run_dir", default=None, help="where to write everything (default: the file's run_dir)")
     pipeline.add_argument("--skip_eval", action="store_true", help="train only")
     pipeline.set_defaults(func=run_pipeline_command)
 
 
 def find_default_pipeline() -> Path:
-    for candidate in (Path("recipes/pipeline.yaml"), DEFAULT_PIPELINE):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("recipes/pipeline.yaml not found; run from a mathalign checkout or pass --pipeline.")
+    """recipes/pipeline.yaml of the checkout the command runs in, else the one shipped with mathalign."""
+    from .launch import recipes_dir
+
+    here = Path("recipes/pipeline.yaml")
+    return here if here.is_file() else recipes_dir() / "pipeline.yaml"
 
 
 def run_quickstart(args) -> int:
@@ -46,5 +46,7 @@ def run_quickstart(args) -> int:
 def run_pipeline_command(args) -> int:
     from .pipeline import run_pipeline
 
-    run_pipeline(args.pipeline, args.run_dir, args.skip_eval)
+    from .launch import shipped_recipe
+
+    run_pipeline(shipped_recipe(args.pipeline) or args.pipeline, args.run_dir, args.skip_eval)
     return 0

@@ -33,7 +33,9 @@ def add_parser(subparsers):
         epilog=TRAIN_EPILOG,
         formatter_class=_raw_formatter(),
     )
-    train.add_argument("recipe", nargs="?", help="the recipe YAML file, e.g. recipes/sft.yaml")
+    train.add_argument("recipe", nargs="?", help="the recipe YAML file, e.g. recipes/sft.yaml, or the name of one "
+                                                 "shipped with mathalign (pretrain, sft, dpo, grpo, "
+                                                 "qwen2.5-0.5b/grpo_gsm8k)")
     train.add_argument("--num_processes", type=_at_least_one, default=None,
                        help="processes to train with: DDP without --accelerate_config (default 1); with one, "
                             "overrides the config's num_processes and keeps its DeepSpeed/FSDP settings")
@@ -95,7 +97,10 @@ def help_keys_stage(value: str, recipe: str | None, extra: list[str]) -> str | N
 def run_train(args, extra: list[str] | None = None) -> int:
     from .recipe import all_keys_help, parse_recipe
 
+    from .launch import shipped_recipe
+
     extra = list(extra or [])
+    args.recipe = str(shipped_recipe(args.recipe) or args.recipe) if args.recipe else None
     if args.help_keys is not None:
         print(all_keys_help(help_keys_stage(args.help_keys, args.recipe, extra)))
         return 0

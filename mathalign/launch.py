@@ -26,7 +26,25 @@ import yaml
 
 from .errors import RecipeError, UserError
 
-ACCELERATE_CONFIGS = Path(__file__).resolve().parent.parent / "recipes" / "accelerate"
+
+
+def recipes_dir() -> Path:
+    """The shipped recipes: `mathalign/recipes/` in an installed wheel, `recipes/` beside the package in a checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "recipes", package.parent / "recipes"):
+        if (candidate / "accelerate").is_dir():
+            return candidate
+    raise UserError(f"the shipped recipes are missing (looked in {package / 'recipes'} and {package.parent / 'recipes'}); "
+                    "reinstall mathalign.")
+
+
+def shipped_recipe(name: str) -> Path | None:
+    """`sft` or `qwen2.5-0.5b/grpo_gsm8k` -> that shipped recipe file, when `name` is not a file here."""
+    if Path(name).exists() or not name or name.startswith(("/", ".")):
+        return None
+    candidate = recipes_dir() / (name if name.endswith(".yaml") else f"{name}.yaml")
+    return candidate if candidate.is_file() else None
+
 LAUNCH_KEY = "launch"
 LAUNCH_LINE = f'{LAUNCH_KEY}: str = __import__("mathalign.train").train.run_recipe_file(__file__)'
 # What YAML reads as the value of the launch key.
@@ -81,10 +99,11 @@ def resolve_accelerate_config(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    candidate = ACCELERATE_CONFIGS / f"{name_or_path}.yaml"
+    configs = recipes_dir() / "accelerate"
+    candidate = configs / f"{name_or_path}.yaml"
     if candidate.is_file():
         return candidate
-    names = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
+    names = sorted(p.stem for p in configs.glob("*.yaml"))
     raise UserError(f"accelerate config {name_or_path!r} not found; give a file or one of {', '.join(names)}.")
 
 
@@ -140,5 +159,5 @@ def launch(recipe: str | None, extra: list[str], num_processes: int | None, conf
     return subprocess.call(command, env=env)
 
 
-__all__ = ["ACCELERATE_CONFIGS", "LAUNCH_LINE", "accelerate_command", "drop_launch_key", "launch", "needs_launcher",
-           "resolve_accelerate_config", "why_not_launchable"]
+__all__ = ["LAUNCH_LINE", "accelerate_command", "drop_launch_key", "launch", "needs_launcher",
+           "recipes_dir", "resolve_accelerate_config", "shipped_recipe", "why_not_launchable"]
