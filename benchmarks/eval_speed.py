@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads d
 import torch  # noqa: E402
 
 import mathalign  # noqa: E402
-from mathalign.evaluation import generate_batched  # noqa: E402
+from mathalign.generation import generate_batched  # noqa: E402
 from mathalign.tasks import get_task  # noqa: E402
 
 

@@ -131,7 +131,7 @@ def inspect_attention(model, tokenizer, prompt: str, out_dir, max_new_tokens: in
     and return {"text", "tokens", "entropy": [per layer], "files": [paths]}."""
     text = prompt
     if max_new_tokens > 0:
-        from mathalign.evaluation import generate_batched
+        from mathalign.generation import generate_batched
 
         [completion], _, _ = generate_batched(model, tokenizer, [prompt], batch_size=1,
                                               max_new_tokens=max_new_tokens, progress=False)

@@ -145,7 +145,7 @@ def reasoning_steps(output: str) -> list[str]:
 def solve(model, tokenizer, text: str, task: str | None = None, max_new_tokens: int | None = None,
           prefer: str | None = None) -> Solution:
     """Route `text`, generate the model's greedy answer, extract it and check it (NotAProblem for nonsense)."""
-    from mathalign.evaluation import DEFAULT_MAX_NEW_TOKENS, FALLBACK_MAX_NEW_TOKENS, generate_batched
+    from mathalign.generation import DEFAULT_MAX_NEW_TOKENS, FALLBACK_MAX_NEW_TOKENS, generate_batched
     from mathalign.tasks import get_task
 
     family_name, prompt = route(text, task, prefer)
@@ -240,7 +240,7 @@ def run_chat(
     max_new_tokens: int | None = None,
 ) -> int:
     """`mathalign chat`: load the model, then one shot (`prompt`) or the interactive loop."""
-    from mathalign.evaluation import load_model_and_tokenizer
+    from mathalign.generation import load_model_and_tokenizer
 
     prefer = trained_family(model_path)
     if prompt is not None:

@@ -132,7 +132,7 @@ def run_chat_command(args: argparse.Namespace) -> int:
 def run_attention(args: argparse.Namespace) -> int:
     from .attention import inspect_attention
     from .chat import NotAProblem, route
-    from .evaluation import load_model_and_tokenizer
+    from .generation import load_model_and_tokenizer
 
     try:
         _, prompt = route(args.prompt, args.task)  # the same prompt format the model was trained on
