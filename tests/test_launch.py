@@ -96,6 +96,7 @@ def test_check_tells_launchable_from_not(tmp_path, capsys):
 @pytest.mark.parametrize("launch_flags, processes", [
     (["--multi_gpu", "--num_processes", "2"], 2),  # DDP over two CPU processes (gloo)
     (["--config_file", str(REPO / "recipes" / "accelerate" / "cpu.yaml")], 1),  # a shipped accelerate config
+    (["--cpu"], 1),  # one process, forced onto the CPU
 ])
 def test_accelerate_launch_runs_a_shipped_recipe_file(tmp_path, base_model, launch_flags, processes):
     out_dir = tmp_path / "run"
