@@ -20,8 +20,16 @@ through factories (`make_steps_reward(discount=0.8)`, or `get_reward_function("s
 return a `functools.partial` that keeps the function's name and pickles (TRL's async rollout worker pickles rewards).
 
 Whatever the model writes (None, nested junk, a 10,000-digit number, `The answer is 1e309`), a reward function returns
-one float per completion and never raises. A broken *dataset* is another matter: a missing `answer` column or an
-unknown family name raises one clear ValueError on the first batch instead of training on all-zero rewards.
+one float per completion and never raises, and its work is bounded: it reads at most `MAX_SCORED_CHARS` (100,000)
+characters of a completion, the last ones for answers (correctness, choice: the answer is the last thing written)
+and the first ones for steps (early steps weigh most); a longer completion has no format. Only a completion longer
+than that can score otherwise than on a full read, and a model sampled with max_completion_length=4,096 would need
+more than 24 characters per token to write one (this project's recipes stop at 80 tokens, a few hundred
+characters). A runaway 1,000,000-character completion costs milliseconds instead of seconds, and answers are found
+from the end of the text (`mathalign.tasks.base.last_match`), so reading 100,000 characters costs little too.
+
+A broken *dataset* is another matter: a missing `answer` column or an unknown family name raises one clear ValueError
+on the first batch instead of training on all-zero rewards.
 """
 
 from __future__ import annotations
@@ -97,6 +105,15 @@ def _tasks(task, n: int, reward: str) -> list:
     return families
 
 
+# The most characters of one completion a reward reads (see the module docstring): the bound on its work.
+MAX_SCORED_CHARS = 100_000
+
+
+def _answer_part(text: str) -> str:
+    """The part of a completion its answer is read from: the last MAX_SCORED_CHARS characters."""
+    return text[-MAX_SCORED_CHARS:] if len(text) > MAX_SCORED_CHARS else text
+
+
 def _safely(score: Callable[[], float], floor: float = 0.0) -> float:
     """A reward must never take training down: any surprise in scoring one completion is that completion's floor."""
     try:
@@ -127,7 +144,7 @@ def correctness_reward(completions, answer=None, task=None, log_extra=None, **kw
     n = len(completions)
     golds = _column(answer, n, "answer", "correctness_reward", "the data builders write it")
     families = _tasks(task, n, "correctness_reward")
-    texts = [completion_text(c) for c in completions]
+    texts = [_answer_part(completion_text(c)) for c in completions]
     rewards = [_safely(lambda: fam.check(text, gold)) for fam, text, gold in zip(families, texts, golds)]
     if log_extra is not None:
         log_extra("extracted_answer", [_safely_extract(fam, text) for fam, text in zip(families, texts)])
@@ -191,9 +208,11 @@ def format_reward(completions, task=None, **kwargs) -> list[float]:
     [1.0, 0.0, 0.0]
     """
     families = _tasks(task, len(completions), "format_reward")
-    return [
-        _safely(lambda: has_format(completion_text(c), fam.name)) for fam, c in zip(families, completions)
-    ]
+    return [_safely(lambda: _has_short_format(completion_text(c), fam.name)) for fam, c in zip(families, completions)]
+
+
+def _has_short_format(text: str, task: str) -> bool:
+    return len(text) <= MAX_SCORED_CHARS and has_format(text, task)  # a longer completion is no formatted answer
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,7 +301,8 @@ def steps_reward(completions, discount: float = 0.9, **kwargs) -> list[float]:
     ...               " <think> Step 1: 10 - 3 = 7 Step 2: 10 - 3 = 7 </think>", " no steps"], discount=1.0)
     [1.0, 0.0, 0.0]
     """
-    return [_safely(lambda: score_steps(find_steps(completion_text(c)), discount)) for c in completions]
+    return [_safely(lambda: score_steps(find_steps(completion_text(c)[:MAX_SCORED_CHARS]), discount))
+            for c in completions]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -301,7 +321,7 @@ def choice_reward(completions, answer=None, format_bonus: float = 0.1, **kwargs)
     aqua = get_task("aqua")
 
     def score(completion, gold) -> float:
-        letter = aqua.extract_answer(completion_text(completion))
+        letter = aqua.extract_answer(_answer_part(completion_text(completion)))
         if letter is None:
             return 0.0
         return 1.0 if letter == aqua.canonical_answer(gold) else format_bonus
@@ -419,6 +439,7 @@ def resolve_rewards(names: Sequence[str] | str, weights: Sequence[float] | None 
 
 __all__ = [
     "FORMATS",
+    "MAX_SCORED_CHARS",
     "REWARD_FACTORIES",
     "REWARD_FUNCTIONS",
     "choice_reward",

@@ -3,6 +3,7 @@
 import doctest
 import math
 import pickle
+import time
 
 import pytest
 from datasets import Dataset
@@ -418,3 +419,43 @@ def test_grpo_trainer_logs_every_reward(tiny_tokenizer, tmp_path):
     for name in names:
         assert math.isfinite(logs[f"rewards/{name}/mean"])  # called with TRL's kwargs and logged under its name
     assert RANGES["steps_reward"][0] <= logs["rewards/steps_reward/mean"] <= RANGES["steps_reward"][1]
+
+
+# -- bounded work on runaway completions --------------------------------------------------------------------------
+
+M = 5_000_000
+HUGE = [  # 5,000,000 characters each; reading all of one took seconds (1,000,000 characters: up to 2.1 s)
+    "12 " * (M // 3),  # numbers: every one a match for the fallback extractors
+    "1+1=2 " * (M // 6),  # steps
+    "-1" * (M // 2),
+    "#### 5 " * (M // 7),  # cues
+    "1.1." * (M // 4),  # a number pattern that never stops matching
+    " " * M,
+]
+
+
+@pytest.mark.parametrize("name", sorted(REWARD_FUNCTIONS))
+def test_rewards_cost_bounded_work_on_huge_completions(name):
+    for text in HUGE:
+        start = time.perf_counter()
+        rewards = call(REWARD_FUNCTIONS[name], [text] * 4, ["2", "5", "5", "E"], FAMILIES)
+        elapsed = time.perf_counter() - start
+        assert elapsed < 1.0, f"{name}: {elapsed:.2f} s for 4 completions of {len(text):,} characters ({text[:8]!r})"
+        assert_bounded(name, rewards, 4)
+
+
+def test_completions_are_read_up_to_max_scored_chars():
+    """The documented bound: answers are read from the last MAX_SCORED_CHARS characters, steps from the first ones,
+    and a longer completion has no format. Up to the bound, every score is the full read's."""
+    cap = mathalign.rewards.MAX_SCORED_CHARS
+    fits = "18" + " " * (cap - 2)  # exactly the bound, its last number first: read whole
+    assert correctness_reward([fits, fits + " "], answer=["18", "18"], task="arithmetic") == [1.0, 0.0]  # "8"
+    answer = " The answer is 18."
+    fits = answer + " " * (cap - len(answer))
+    assert format_reward([fits, fits + " "], task="arithmetic") == [1.0, 0.0]
+    assert correctness_reward(["x" * 10 * cap + answer], answer=["18"], task="arithmetic") == [1.0]  # at the end
+    late_slip = "1+1=2 " + " " * (cap - 11) + "1+1=3"  # the wrong step ends at character cap: read
+    assert steps_reward([late_slip], discount=1.0) == [0.0]
+    assert steps_reward([" " + late_slip], discount=1.0) == [1.0]  # one character later: not read
+    assert choice_reward(["Final Answer: B" + " " * cap], answer=["B"]) == [0.0]
+    assert choice_reward(["Final Answer: B" + " " * (cap - 15)], answer=["B"]) == [1.0]

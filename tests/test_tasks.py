@@ -5,13 +5,14 @@ import json
 import math
 import random
 import re
+import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mathalign.tasks import TASKS, get_task
-from mathalign.tasks import aqua, arithmetic, expressions, gsm8k
+from mathalign.tasks import aqua, arithmetic, base, expressions, gsm8k
 from mathalign.tasks.arithmetic import TYPES as ARITHMETIC_TYPES, ArithmeticSpec
 from mathalign.tasks.expressions import ExpressionError, evaluate, parse, render, verify_steps
 
@@ -451,3 +452,97 @@ def test_arithmetic_counts_its_problems_per_operand_shape(type, allow_negative):
     assert counts[(2, 2)] >= len(found[(2, 2)]) and sum(counts.values()) == task.num_distinct(spec, type)
     assert task.stratum_of_key("a_times_b:7,12") == (1, 2) and task.stratum_of_key("a_over_b:72,4") == (1, 2)
     assert task.stratum_of_key("not a key") is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cost: huge or hostile texts are read in (close to) linear time, with the same results
+
+
+def _reference_last(pattern, text, accept=lambda m: True):
+    """What the extractors returned when they listed every match: the last accepted one."""
+    matches = [m for m in pattern.finditer(text) if accept(m)]
+    return matches[-1] if matches else None
+
+
+def _reference_extract(family: str, text: str):
+    canonical = base.canonical_number
+    readable = lambda m: canonical(m.group()) is not None  # noqa: E731
+
+    def last_of(pattern):
+        match = _reference_last(pattern, text, readable)
+        return canonical(match.group()) if match else None
+
+    if family == "arithmetic":
+        match = _reference_last(arithmetic._ANSWER, text)
+        if match:
+            inner = _reference_last(base._INT, match.group(1), readable)
+            return canonical(inner.group()) if inner else None
+        return last_of(base._INT)
+    if family == "gsm8k":
+        match = _reference_last(gsm8k._FINAL, text, lambda m: canonical(m.group(1).replace(" ", "")) is not None)
+        return canonical(match.group(1).replace(" ", "")) if match else last_of(base._NUMBER)
+    if family == "aqua":
+        match = _reference_last(aqua._FINAL, text) or _reference_last(aqua._FALLBACK, text)
+        return match.group(1).upper() if match else None
+    match = _reference_last(expressions._FINAL, text)
+    if match is None:
+        return None
+    return "ERROR" if match.group(1).upper() == "ERROR" else canonical(match.group(1))
+
+
+PIECES = ["1", "7", "0", "12", "-", "$", ",", ".", " ", "\n", "x", ")", "(", ":", "#", "####", "=", "+", "*",
+          "The answer is ", "the answer is", "Final Result:", "final result: ", "ERROR", "Final Answer: ",
+          "answer is ", "A", "b", "E", "٣", "ſ", "1" * 45, " " * 300, "9" * 300, "-1" * 150, "x" * 300]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.sampled_from(PIECES), max_size=60))
+def test_answers_found_from_the_end_are_the_last_ones(pieces):
+    """The extractors search from the end in windows (256 characters first): same answer as listing every match,
+    including when the answer sits before a window boundary or an unreadable (> 40-digit) number."""
+    text = "".join(pieces)
+    for family in ("arithmetic", "gsm8k", "aqua", "expressions"):
+        assert get_task(family).extract_answer(text) == _reference_extract(family, text), family
+    assert base.last_integer(text) == (lambda m: m and base.canonical_number(m.group()))(
+        _reference_last(base._INT, text, lambda m: base.canonical_number(m.group()) is not None))
+
+
+N = 1_000_000
+HUGE = [  # (family, text, answer): a runaway completion, its answer at the very end
+    ("arithmetic", "12 " * (N // 3), "12"),  # no cue: the last integer (listing them took 1.1 s)
+    ("arithmetic", "-1" * (N // 2), "1"),  # 1.8 s
+    ("arithmetic", "1+1=2 " * (N // 6) + " The answer is 18.", "18"),
+    ("gsm8k", "12 " * (N // 3) + "so 18", "18"),  # no cue: the last number (1.2 s)
+    ("gsm8k", "$1 " * (N // 3) + "#### 1,018", "1018"),
+    ("gsm8k", "1+1=2 " * (N // 6), "2"),  # 2.1 s
+    ("expressions", " Final Result: 3" * (N // 16) + " Final Result: 18", "18"),
+    ("aqua", "answer is A " * (N // 12) + "Final Answer: B", "B"),
+]
+
+
+@pytest.mark.parametrize("family, text, answer", HUGE, ids=range(len(HUGE)))
+def test_an_answer_at_the_end_of_a_huge_text_is_found_fast(family, text, answer):
+    start = time.perf_counter()
+    found = get_task(family).extract_answer(text)
+    elapsed = time.perf_counter() - start
+    assert found == answer
+    assert elapsed < 0.2, f"{elapsed:.2f} s"  # listing every match took 1-2 s on a 1,000,000-character text
+
+
+HOSTILE_STEPS = [
+    "1" * 50_000,  # a wall of digits: 46 s when a match could start inside it
+    "1+" + "2" * 50_000,  # a long right operand
+    ("1 + 1 = 2" + " " * 5) * 3_500,  # many steps, with the text before each one looked at
+    "1+1=" * 12_500,  # chains
+    "-" * 25_000 + "1" * 25_000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_STEPS, ids=range(len(HOSTILE_STEPS)))
+def test_verify_steps_is_fast_on_hostile_input(text):
+    start = time.perf_counter()
+    results = verify_steps(text)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.2, f"{elapsed:.2f} s on {len(text)} characters"
+    assert results == ([True] * 3_500 if text.startswith("1 + 1") else [False] * 6_250 if text.startswith("1+1=")
+                       else [])

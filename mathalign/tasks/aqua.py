@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Problem, Task
+from .base import Problem, Task, barrier, last_match
 from .loading import read_rows
 
 HUB_ID, HUB_CONFIG = "deepmind/aqua_rat", "raw"
@@ -28,6 +28,7 @@ INSTRUCTION = 'Explain, then end with "Final Answer: <LETTER>".'
 
 _FINAL = re.compile(r"Final Answer\s*:?\s*\(?([A-E])\b", re.IGNORECASE)
 _FALLBACK = re.compile(r"answer is\s*:?\s*\(?([A-E])\b", re.IGNORECASE)
+_BARRIER = barrier(r"\w\s:(")  # a _FINAL or _FALLBACK match holds only letters, spaces, : and (
 _OPTION = re.compile(r"^\s*\(?([A-Ea-e])\s*[).:]\s*(.*)$", re.DOTALL)
 
 
@@ -93,8 +94,8 @@ class AquaTask(Task):
         """
         try:
             text = str(text)
-            matches = _FINAL.findall(text) or _FALLBACK.findall(text)
-            return matches[-1].upper() if matches else None
+            match = last_match(_FINAL, text, _BARRIER) or last_match(_FALLBACK, text, _BARRIER)  # from the end
+            return match.group(1).upper() if match else None
         except Exception:
             return None
 

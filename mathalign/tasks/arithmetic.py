@@ -32,7 +32,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from .base import Problem, Task, last_integer, option, parse_weights
+from .base import Problem, Task, barrier, last_integer, last_match, option, parse_weights
 
 TYPES = [
     "a_plus_b",  # 17+19=?
@@ -51,6 +51,7 @@ ANSWER_STYLES = ("plain", "explain", "reversed", "scratchpad", "worked")
 MAX_DIGITS = 18  # beyond this the numbers are no longer "arithmetic for a tiny model", just slow
 
 _ANSWER = re.compile(r"[Tt]he answer is\s*(-?\d[\d,]*)")
+_ANSWER_BARRIER = barrier(r"\w\s,\-")  # an _ANSWER match holds only letters, digits, spaces, commas, -
 
 
 @dataclass
@@ -236,9 +237,9 @@ class ArithmeticTask(Task):
         """
         try:
             text = str(text)
-            matches = _ANSWER.findall(text)
-            if matches:
-                return last_integer(matches[-1])
+            match = last_match(_ANSWER, text, _ANSWER_BARRIER)  # the last one, found from the end
+            if match:
+                return last_integer(match.group(1))
             return last_integer(text)
         except Exception:
             return None

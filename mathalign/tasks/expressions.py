@@ -23,7 +23,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .base import Problem, Task, canonical_number, option
+from .base import Problem, Task, barrier, canonical_number, last_match, option
 
 TYPES = ["well_formed", "unbalanced_parens", "dangling_operator", "division_by_zero", "other_error"]
 INVALID_KINDS = ("unbalanced_parens", "dangling_operator", "division_by_zero")  # what generation draws
@@ -374,16 +374,20 @@ def render_error_target(steps, kind: str, failed_step=None) -> str:
 # Checking model output.
 
 _FINAL = re.compile(r"Final Result:\s*(ERROR|-?\d[\d,]*)", re.IGNORECASE)
-_STEP = re.compile(r"(-?\d+)\s*([-+*/×÷])\s*(-?\d+)\s*=\s*(-?\d+)")
+_FINAL_BARRIER = barrier(r"\w\s:,\-")  # a _FINAL match holds only letters, digits, spaces, : , and -
+# The left number may not start inside a longer run of digits (`(?<!\d)`): a match starting there would need the
+# same digits up to the operator as one starting at the run's first digit, which was tried first. Without it, a wall
+# of digits made the scan quadratic (8,000 digits: 1.2 s; 50,000: 46 s).
+_STEP = re.compile(r"(-?(?<!\d)\d+)\s*([-+*/×÷])\s*(-?\d+)\s*=\s*(-?\d+)")
 
 
 def extract_answer(text: str) -> str | None:
     """The last `Final Result: N` (or ERROR) in `text`; None if there is none. Never raises."""
     try:
-        matches = _FINAL.findall(str(text))
-        if not matches:
+        match = last_match(_FINAL, str(text), _FINAL_BARRIER)  # the last one, found from the end
+        if match is None:
             return None
-        found = matches[-1]
+        found = match.group(1)
         return ERROR if found.upper() == ERROR else canonical_number(found)
     except Exception:
         return None
@@ -401,8 +405,10 @@ def verify_steps(text: str, max_abs_value: int = MAX_ABS_VALUE) -> list[bool]:
     results = []
     try:
         text = str(text)
+        previous_end = 0  # the text before a match, back to the previous match (which ends in a digit)
         for match in _STEP.finditer(text):
-            before = text[: match.start()].rstrip()
+            before = text[previous_end : match.start()].rstrip()
+            previous_end = match.end()
             if before and before[-1] in "+-*/×÷":  # a longer chain such as `2 + 3 + 4 = 9`
                 continue
             a, op, b, c = match.groups()

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Problem, Task, canonical_number, last_number, option
+from .base import Problem, Task, barrier, canonical_number, last_match, last_number, option
 from .loading import read_rows
 
 HUB_ID, HUB_CONFIG = "openai/gsm8k", "main"
@@ -25,6 +25,7 @@ TYPES = ["word_problem"]
 INSTRUCTION = 'Solve step by step and end with the final answer as "#### <number>".'
 
 _FINAL = re.compile(r"####\s*(-?\$?\s?[\d,]*\.?\d+)")
+_FINAL_BARRIER = barrier(r"\d\s#$,.\-")  # a _FINAL match holds only these
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: `48/2 = <<48/2=24>>24`
 
 
@@ -80,11 +81,17 @@ class GSM8KTask(Task):
         """
         try:
             text = str(text)
-            matches = _FINAL.findall(text)
-            for found in reversed(matches):
-                value = canonical_number(found.replace(" ", ""))
-                if value is not None:
-                    return value
+            match = last_match(_FINAL, text, _FINAL_BARRIER, _readable)  # the last readable one, from the end
+            if match:
+                return _final_value(match)
             return last_number(text)
         except Exception:
             return None
+
+
+def _final_value(match: re.Match) -> str | None:
+    return canonical_number(match.group(1).replace(" ", ""))
+
+
+def _readable(match: re.Match) -> bool:
+    return _final_value(match) is not None
