@@ -16,6 +16,15 @@ of the SFT model's errors removed:
 
 Targets: DPO >= 30%, GRPO >= 50%. Stages already trained in the run directory are reused, so a second call only
 re-evaluates; delete the directory (or pass another --run_dir) to retrain.
+
+Over several seeds (each a whole run with its own data draw and training seed, one after another, resumable):
+
+    python benchmarks/alignment_lab.py --seeds 0 1 2
+
+prints one table per evaluated split: each stage's accuracy and share of errors removed as the mean over seeds,
+the worst seed and a 95% interval (a bootstrap over seeds and problems, `mathalign.stats`), and each method's paired
+lead over the control and over SFT on the same problems; it writes the table as `seeds.json` and a plot with error
+bars as `seeds.png` in the run directory, and gives the base accuracy each seed's SFT stage stopped at.
 """
 
 import argparse
@@ -41,6 +50,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default=None,
                         help="evaluate on this split instead of the file's (use `validation` while tuning)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON as well")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                        help="run the whole lab once per seed (data and training seeds set to SEED) in "
+                             "RUN_DIR/seed-SEED, one after another, and report mean, min and 95%% intervals")
     return parser
 
 
@@ -124,5 +136,177 @@ def read_train_seconds(stage_dir: Path) -> float | None:
     return json.loads(path.read_text()).get("train_runtime")
 
 
+# --- several seeds ---------------------------------------------------------------------------------------------------
+
+METHOD_TARGETS = {"dpo": 0.50, "grpo": 0.60}  # over seeds: the worst seed's share of errors removed
+CONTROL = "sft_more"
+
+
+def seeded_pipeline(pipeline: dict, seed: int) -> dict:
+    """The lab with every data build and every stage's training seeded by `seed` (one seed for all builds, so the
+    held-out splits stay the same for every stage and `train_offset` segments stay disjoint)."""
+    import copy
+
+    pipeline = copy.deepcopy(pipeline)
+    for keys in pipeline["stages"].values():
+        keys["seed"] = seed
+        if isinstance(keys.get("data_options"), dict):
+            keys["data_options"] = {**keys["data_options"], "seed": seed}
+    evaluation = pipeline.get("evaluation") or {}
+    if isinstance(evaluation.get("data_options"), dict):
+        evaluation["data_options"] = {**evaluation["data_options"], "seed": seed}
+    return pipeline
+
+
+def read_results(eval_dir: Path, stages: list[str]) -> dict[str, "np.ndarray"]:
+    """{split: (problems x stages) 0/1 matrix} from each stage's samples.jsonl, problems matched by prompt."""
+    import numpy as np
+
+    per_stage = {}
+    for stage in stages:
+        rows = [json.loads(line) for line in (eval_dir / stage / "samples.jsonl").read_text().splitlines() if line]
+        per_stage[stage] = {(r["split"], r["prompt"]): bool(r["correct"]) for r in rows}
+    keys = sorted(set.intersection(*(set(r) for r in per_stage.values())))
+    splits = sorted({split for split, _ in keys})
+    return {split: np.array([[per_stage[s][k] for s in stages] for k in keys if k[0] == split], dtype=float)
+            for split in splits}
+
+
+def seeds_table(results: dict[int, dict[str, "np.ndarray"]], stages: list[str]) -> dict:
+    """Per split and stage: accuracy, errors removed (vs SFT), paired leads over SFT and the control."""
+    from mathalign import stats
+
+    table = {}
+    splits = sorted(set.intersection(*(set(r) for r in results.values())))
+    for split in splits:
+        runs = [results[seed][split] for seed in sorted(results)]
+        rows = {}
+        for i, stage in enumerate(stages):
+            row = {"accuracy": stats.accuracy(runs, i).as_dict()}
+            if "sft" in stages and stages.index("sft") < i:
+                base = stages.index("sft")
+                row["errors_removed"] = stats.errors_removed(runs, i, base).as_dict()
+                row["vs_sft"] = stats.paired_difference(runs, i, base).as_dict()
+                if CONTROL in stages and stage != CONTROL:
+                    row["vs_control"] = stats.paired_difference(runs, i, stages.index(CONTROL)).as_dict()
+            rows[stage] = row
+        table[split] = rows
+    return table
+
+
+def _interval(e: dict, signed: bool = False) -> str:
+    form = "{:+.1%}" if signed else "{:.1%}"
+    return f"{form.format(e['estimate'])} [{form.format(e['low'])}, {form.format(e['high'])}]"
+
+
+def _points(e: dict) -> str:
+    return f"{100 * e['estimate']:+.1f} [{100 * e['low']:+.1f}, {100 * e['high']:+.1f}]"
+
+
+def print_seeds_table(table: dict, seeds: list[int], base_accuracies: dict, seconds: dict) -> None:
+    for split, rows in table.items():
+        print(f"\n{split}, {len(seeds)} seeds {seeds}: mean [95% interval], worst seed in ()")
+        print(f"{'stage':<10} {'accuracy':>28} {'errors removed':>34} {'lead over control (points)':>30} "
+              f"{'max train s':>12}")
+        for stage, row in rows.items():
+            acc = row["accuracy"]
+            removed = row.get("errors_removed")
+            control = row.get("vs_control")
+            times = [seconds[s].get(stage) for s in seconds if seconds[s].get(stage) is not None]
+            most = f"{max(times):.0f}" if times else "-"
+            removed_text = f"{_interval(removed, True)} ({removed['minimum']:+.1%})" if removed else ""
+            control_text = _points(control) if control else ""
+            print(f"{stage:<10} {_interval(acc):>21} ({acc['minimum']:.1%}) {removed_text:>34} {control_text:>30}"
+                  f" {most:>12}")
+    print("\nbase (SFT) accuracy per seed, on the stop check's split: " +
+          ", ".join(f"seed {s}: " + ("no check" if a is None else f"{a:.1%}") for s, a in base_accuracies.items()))
+
+
+def targets_met(table: dict, seconds: dict, split: str = "test") -> dict[str, bool]:
+    """The lab's targets over seeds on `split`: worst-seed errors removed, GRPO's lead over the control, time."""
+    rows = table.get(split, {})
+    met = {}
+    for stage, target in METHOD_TARGETS.items():
+        if stage in rows:
+            in_time = all((s.get(stage) or 0) <= TIME_LIMIT_S for s in seconds.values())
+            met[f"{stage} removes >= {target:.0%} of errors (worst seed), <= {TIME_LIMIT_S} s"] = \
+                rows[stage]["errors_removed"]["minimum"] >= target and in_time
+    if "grpo" in rows and "vs_control" in rows["grpo"]:
+        met["grpo's lead over the control: 95% interval above 0"] = rows["grpo"]["vs_control"]["low"] > 0
+    return met
+
+
+def plot_seeds(table: dict, out_png: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = list(table)
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 3.6), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        stages = [s for s, row in table[split].items() if "errors_removed" in row]
+        values = [table[split][s]["errors_removed"] for s in stages]
+        means = [100 * v["estimate"] for v in values]
+        errors = [[100 * (v["estimate"] - v["low"]) for v in values], [100 * (v["high"] - v["estimate"]) for v in values]]
+        ax.bar(stages, means, yerr=errors, capsize=6, color=["#999999" if s == CONTROL else "#4C72B0" for s in stages])
+        for x, v in enumerate(values):
+            ax.plot([x], [100 * v["minimum"]], marker="v", color="black")
+        ax.set_title(f"{split}: mean, 95% interval, v worst seed", fontsize=10)
+        ax.set_ylabel("% of the SFT model's errors removed")
+        ax.axhline(0, color="black", linewidth=0.8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png
+
+
+def run_seeds(args: argparse.Namespace) -> dict:
+    """Run the lab once per seed (skipping finished stages), then the table over seeds, its JSON and its plot."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT))
+    from mathalign.pipeline import load_pipeline, run_pipeline
+
+    pipeline = load_pipeline(args.pipeline)
+    if args.split:
+        pipeline["evaluation"] = {**{k: v for k, v in pipeline["evaluation"].items() if k != "num_samples"},
+                                  "split": args.split}
+    root = Path(args.run_dir or pipeline["run_dir"])
+    results, base_accuracies, seconds = {}, {}, {}
+    for seed in args.seeds:
+        run_dir = root / f"seed-{seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / "alignment_lab.yaml"
+        path.write_text(yaml.safe_dump(seeded_pipeline(pipeline, seed), sort_keys=False))
+        print(f"\n== seed {seed}: {run_dir} ==", flush=True)
+        summary = run_pipeline(path, run_dir=str(run_dir))
+        stages = [s for s in summary["models"] if s != "pretrain"]
+        results[seed] = read_results(run_dir / "eval", stages)
+        seconds[seed] = {stage: read_train_seconds(run_dir / stage) for stage in stages}
+        base_accuracies[seed] = _stopped_at(run_dir / "sft")
+    table = seeds_table(results, stages)
+    print_seeds_table(table, args.seeds, base_accuracies, seconds)
+    met = targets_met(table, seconds)
+    for what, ok in met.items():
+        print(f"  {'ok    ' if ok else 'MISSED'} {what}")
+    report = {"seeds": args.seeds, "stages": stages, "splits": table, "base_accuracy_at_stop": base_accuracies,
+              "train_seconds": seconds, "targets": met}
+    (root / "seeds.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {root / 'seeds.json'}, {plot_seeds(table, root / 'seeds.png')}")
+    return report
+
+
+def _stopped_at(sft_dir: Path) -> float | None:
+    """The held-out accuracy of the check that ended the SFT stage (the base's band), from its trainer state."""
+    path = sft_dir / "trainer_state.json"
+    if not path.is_file():
+        return None
+    checks = [e["eval_greedy_accuracy"] for e in json.loads(path.read_text())["log_history"]
+              if "eval_greedy_accuracy" in e]
+    return checks[-1] if checks else None
+
+
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    arguments = make_parser().parse_args()
+    run_seeds(arguments) if arguments.seeds else main(arguments)

@@ -257,3 +257,58 @@ def test_bad_start_from_is_refused(tmp_path, start_from, extra, message):
     pipeline["stages"]["dpo"].update(start_from=start_from, **extra)
     with pytest.raises(RecipeError, match=message):
         stage_recipes(pipeline, tmp_path / "run", "x")
+
+
+def test_a_tiny_lab_over_two_seeds_reports_intervals_and_resumes(tmp_path, capsys):
+    import argparse
+
+    from conftest import load_benchmark
+
+    lab = load_benchmark("alignment_lab")
+    stages = yaml.safe_load(tiny_pipeline(tmp_path).read_text())["stages"]
+    method = {"start_from": "sft", "max_steps": 1}
+    pipeline = {
+        "run_dir": str(tmp_path / "lab"),
+        "stages": {"pretrain": stages["pretrain"], "sft": stages["sft"],
+                   "sft_more": {**stages["sft"], **method, "stage": "sft", "use_peft": True, "lora_r": 4,
+                                "lora_alpha": 8, "lora_target_modules": "all-linear"},
+                   "grpo": {**stages["grpo"], **method}},
+        "evaluation": {"dataset": "sft", "data_options": TINY, "split": "test", "num_samples": 8, "batch_size": 8},
+    }
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    args = argparse.Namespace(pipeline=str(path), run_dir=None, split=None, seeds=[0, 1])
+    report = lab.run_seeds(args)
+    # Each seed is its own run: its data and training seeded, the same problems for every stage of that seed.
+    runs = [yaml.safe_load((tmp_path / "lab" / f"seed-{s}" / "alignment_lab.yaml").read_text()) for s in (0, 1)]
+    assert {r["stages"]["grpo"]["data_options"]["seed"] for r in runs} == {0, 1}
+    assert {r["stages"]["sft_more"]["seed"] for r in runs} == {0, 1}
+    grpo = report["splits"]["test"]["grpo"]
+    assert grpo["accuracy"]["runs"] == 2 and grpo["accuracy"]["low"] <= grpo["accuracy"]["estimate"] <= \
+        grpo["accuracy"]["high"]
+    assert {"errors_removed", "vs_sft", "vs_control"} <= set(grpo)
+    assert "vs_control" not in report["splits"]["test"]["sft_more"]
+    assert json.loads((tmp_path / "lab" / "seeds.json").read_text())["seeds"] == [0, 1]
+    assert (tmp_path / "lab" / "seeds.png").read_bytes()[:4] == b"\x89PNG"
+    assert "lead over control" in capsys.readouterr().out
+    # A second call trains nothing: every stage of every seed is done already.
+    lab.run_seeds(args)
+    assert capsys.readouterr().out.count("done already") == 8
+
+
+def test_lab_targets_over_seeds_take_the_worst_seed_and_the_paired_interval():
+    import numpy as np
+
+    from conftest import load_benchmark
+
+    lab = load_benchmark("alignment_lab")
+    base = np.r_[np.ones(60), np.zeros(40)]
+    control, dpo, grpo = (np.r_[np.ones(60 + k), np.zeros(40 - k)] for k in (20, 22, 26))
+    results = {seed: {"test": np.stack([base, control, dpo, grpo], axis=1)} for seed in (0, 1, 2)}
+    table = lab.seeds_table(results, ["sft", "sft_more", "dpo", "grpo"])
+    seconds = {seed: {"dpo": 30.0, "grpo": 200.0} for seed in (0, 1, 2)}
+    met = lab.targets_met(table, seconds)
+    assert table["test"]["grpo"]["errors_removed"]["minimum"] == pytest.approx(0.65)
+    assert list(met.values()) == [True, True, True]  # dpo 55%, grpo 65%, grpo 6 points over the control everywhere
+    met = lab.targets_met(table, {**seconds, 2: {"dpo": 30.0, "grpo": 400.0}})
+    assert list(met.values()) == [True, False, True]  # one seed over 5 minutes of training
