@@ -233,10 +233,16 @@ def evaluate_stages(models: dict[str, Path], options: dict, run_dir: Path) -> di
     data_options = options.pop("data_options", None) or {}
     data_dir = run_dir / "eval-data"
     if not isinstance(dataset, str) or not Path(dataset).exists():
-        if not data_dir.exists():
+        # Built once and reused by later runs, unless the file now asks for other problems (its record differs).
+        record, wanted = run_dir / "eval-data.json", json.dumps({"dataset": dataset, **data_options}, sort_keys=True)
+        if not data_dir.exists() or not record.is_file() or record.read_text() != wanted:
+            import shutil
+
             import data_builders
 
+            shutil.rmtree(data_dir, ignore_errors=True)
             data_builders.get_builder(dataset).build(progress=False, **data_options).save_to_disk(str(data_dir))
+            record.write_text(wanted)
         dataset = str(data_dir)
     metrics = {}
     for name, model_dir in models.items():

@@ -312,3 +312,18 @@ def test_lab_targets_over_seeds_take_the_worst_seed_and_the_paired_interval():
     assert list(met.values()) == [True, True, True]  # dpo 55%, grpo 65%, grpo 6 points over the control everywhere
     met = lab.targets_met(table, {**seconds, 2: {"dpo": 30.0, "grpo": 400.0}})
     assert list(met.values()) == [True, False, True]  # one seed over 5 minutes of training
+
+
+def test_the_evaluation_data_is_rebuilt_when_the_file_asks_for_other_problems(tmp_path):
+    from datasets import load_from_disk
+
+    from mathalign.pipeline import evaluate_stages
+
+    path = tiny_pipeline(tmp_path)
+    assert cli_main(["pipeline", str(path), "--skip_eval"]) == 0
+    model = tmp_path / "run" / "sft"
+    options = {"dataset": "sft", "data_options": TINY, "num_samples": 4, "batch_size": 4}
+    evaluate_stages({"sft": model}, options, tmp_path / "run")
+    assert len(load_from_disk(str(tmp_path / "run" / "eval-data"))["test"]) == 16
+    evaluate_stages({"sft": model}, {**options, "data_options": {**TINY, "num_test": 12}}, tmp_path / "run")
+    assert len(load_from_disk(str(tmp_path / "run" / "eval-data"))["test"]) == 12
