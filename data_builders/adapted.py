@@ -138,6 +138,7 @@ def add_arguments(parser, family: str, options_class: type) -> None:
 
 
 def run(family: str, options_class: type, build, summary: str, args: argparse.Namespace, **card_options):
+    core.check_out(args)  # before reading or downloading anything
     raw = core.options_from_args(args)
     dataset_dict = build(progress=args.progress, **raw)
     options, spec = resolve(family, options_class, raw)

@@ -61,4 +61,4 @@ def make_parser():
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    adapted.core.run_main(make_parser, main)

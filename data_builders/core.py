@@ -44,6 +44,8 @@ from tqdm.auto import tqdm
 from mathalign.tasks import GENERATIVE_TASKS, Problem, get_task
 from mathalign.tasks.base import option, spec_to_dict
 
+from . import outputs
+
 SPLITS = ("train", "validation", "test", "test_ood")
 # Evaluation splits are drawn first so they stay the same when only num_train changes; test_ood comes from a
 # different spec (longer operands, deeper trees), so it is disjoint from the others whatever the order.
@@ -200,7 +202,11 @@ def add_generation_arguments(parser, options_class: type = BuildOptions) -> None
 
 def add_output_arguments(parser) -> None:
     group = parser.add_argument_group("output")
-    group.add_argument("--out", required=True, help="folder to write the dataset and its README.md card to")
+    group.add_argument("--out", required=True, help="folder to write the dataset and its README.md card to; an "
+                       "existing file or non-empty folder is refused before any work, unless --overwrite")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace --out if it is an existing file or non-empty folder (everything in it is "
+                            "deleted once the new dataset is complete)")
     group.add_argument("--format", choices=("arrow", "parquet"), default="arrow",
                        help="arrow: DatasetDict.save_to_disk (load_from_disk); parquet: data/<split>-*.parquet "
                             "(load_dataset) (default: arrow)")
@@ -212,7 +218,7 @@ def add_output_arguments(parser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The `build(**options)` keyword arguments a parsed command line stands for (family flags only when given)."""
-    skip = {"out", "format", "push_to_hub", "progress", "func", "command", "data_command", "builder"}
+    skip = {"out", "overwrite", "format", "push_to_hub", "progress", "func", "command", "data_command", "builder"}
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 
@@ -609,21 +615,27 @@ def _feature_text(feature) -> str:
     return f"{getattr(feature, 'dtype', type(feature).__name__)}"
 
 
-def save(dataset_dict: DatasetDict, out: str | Path, card=None, format: str = "arrow") -> Path:
-    """Write the splits (arrow via save_to_disk, or data/<split>-00000-of-00001.parquet) and README.md."""
-    out = Path(out)
-    if format == "arrow":
-        dataset_dict.save_to_disk(str(out))
-    elif format == "parquet":
-        (out / "data").mkdir(parents=True, exist_ok=True)
-        for split, ds in dataset_dict.items():
-            ds.to_parquet(str(out / "data" / f"{split}-00000-of-00001.parquet"))
-    else:
+def save(dataset_dict: DatasetDict, out: str | Path, card=None, format: str = "arrow", overwrite: bool = False,
+         inputs=()) -> Path:
+    """Write the splits (arrow via save_to_disk, or data/<split>-00000-of-00001.parquet) and README.md into `out`.
+
+    An existing file or non-empty folder at `out` is refused (ValueError) unless `overwrite`, which replaces it
+    whole (`outputs.write_folder`: the dataset is written next to `out` and renamed into place when complete).
+    """
+    if format not in ("arrow", "parquet"):
         raise ValueError(f"format must be 'arrow' or 'parquet', got {format!r}")
-    if card is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "README.md").write_text(str(card), encoding="utf-8")
-    return out
+
+    def write(folder: Path) -> None:
+        if format == "arrow":
+            dataset_dict.save_to_disk(str(folder))
+        else:
+            (folder / "data").mkdir(parents=True, exist_ok=True)
+            for split, ds in dataset_dict.items():
+                ds.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+        if card is not None:
+            (folder / "README.md").write_text(str(card), encoding="utf-8")
+
+    return outputs.write_folder(out, write, overwrite, inputs=inputs)
 
 
 def push_to_hub(dataset_dict: DatasetDict, repo_id: str, card=None, private: bool | None = None) -> None:
@@ -633,14 +645,34 @@ def push_to_hub(dataset_dict: DatasetDict, repo_id: str, card=None, private: boo
         card.push_to_hub(repo_id, repo_type="dataset", commit_message="Dataset card from mathalign")
 
 
+def check_out(args: argparse.Namespace) -> None:
+    """Refuse `--out` before any work (an existing file or non-empty folder without --overwrite; see outputs)."""
+    outputs.check_output(args.out, getattr(args, "overwrite", False), inputs=input_paths(args))
+
+
+def input_paths(args: argparse.Namespace) -> list[str]:
+    """The command line's values that name existing files or folders (a --source, a --model...): `--overwrite`
+    never replaces a folder that holds one of them."""
+    paths = []
+    for key, value in vars(args).items():
+        if key != "out" and isinstance(value, str) and value:
+            try:
+                if Path(value).exists():
+                    paths.append(value)
+            except (OSError, ValueError):
+                continue
+    return paths
+
+
 def finish(dataset_dict: DatasetDict, args: argparse.Namespace, builder: str, parameters: dict, command: str,
            summary: str, **card_options) -> DatasetDict:
-    """The tail every builder's CLI shares: card, save, optional push, one line of report."""
+    """The tail every builder's CLI shares: card, save, optional push, one line of report. `args.out` was checked
+    before the build (`check_out`)."""
     card = make_card(dataset_dict, builder, parameters, command, summary,
                      parquet_layout=args.format == "parquet" or bool(args.push_to_hub), **card_options)
     if args.progress is False or (args.progress is None and sum(dataset_dict.num_rows.values()) < PROGRESS_MIN_ROWS):
         datasets.disable_progress_bars()  # datasets' own "Saving the dataset" bars
-    out = save(dataset_dict, args.out, card, args.format)
+    out = save(dataset_dict, args.out, card, args.format, getattr(args, "overwrite", False), input_paths(args))
     sizes = ", ".join(f"{split}={ds.num_rows}" for split, ds in dataset_dict.items())
     print(f"wrote {builder} ({sizes}) to {out}", file=sys.stderr)
     if args.push_to_hub:
@@ -657,8 +689,24 @@ def make_parser(module_doc: str, prog: str) -> argparse.ArgumentParser:
 def run_generated(builder: str, options_class: type, build: Callable, summary: str,
                   args: argparse.Namespace) -> DatasetDict:
     """`main(args)` of a generated builder: build from the parsed flags, then card, save and push."""
+    check_out(args)
     raw = options_from_args(args)
     dataset_dict = build(progress=args.progress, **raw)
     options, specs = resolve_options(options_class, raw)
     return finish(dataset_dict, args, builder, build_parameters(options, specs),
                   command_line(builder, options, specs), summary)
+
+
+def run_main(make_parser: Callable[[], argparse.ArgumentParser], main: Callable) -> None:
+    """`python -m data_builders.<name>`: parse the command line and run `main`, with `mathalign data`'s error
+    handling: bad input (ValueError, FileNotFoundError) is one line on stderr and exit code 2, not a traceback."""
+    parser = make_parser()
+    args = parser.parse_args()
+    try:
+        main(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted.", file=sys.stderr)
+        sys.exit(130)

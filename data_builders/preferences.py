@@ -147,4 +147,4 @@ def make_parser():
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    core.run_main(make_parser, main)

@@ -31,7 +31,7 @@ from datasets import Dataset, DatasetDict, Features, Value, load_from_disk
 from mathalign.tasks import get_task
 from mathalign.tasks import expressions as ex
 
-from . import core
+from . import core, outputs
 
 PAIR_KEYS = ("positive", "negative")
 STEP_KEYS = ("expression", "problem", "solution", "answer")
@@ -250,7 +250,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ):
         sub = commands.add_parser(name, help=help, description=help)
         sub.add_argument("path", help="the seed file")
-        sub.add_argument("--out", required=True, help="folder for the dataset and its card")
+        sub.add_argument("--out", required=True, help="folder for the dataset and its card (an existing file or "
+                         "non-empty folder is refused, unless --overwrite)")
+        sub.add_argument("--overwrite", action="store_true", help="replace --out if it is an existing file or "
+                         "non-empty folder (everything in it is deleted)")
         sub.add_argument("--format", choices=("arrow", "parquet"), default="arrow", help="(default: arrow)")
         sub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also publish to the Hub")
         sub.add_argument("--skip-bad-rows", action="store_true", help="drop rows that fail the checks")
@@ -260,11 +263,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub = commands.add_parser(name, help=help, description=help)
         sub.add_argument("dataset", help="a dataset folder written by a builder (save_to_disk)")
         sub.add_argument("--split", default="train", help="which split to export (default: train)")
-        sub.add_argument("--out", required=True, help="the file to write")
+        sub.add_argument("--out", required=True, help="the file to write (an existing one is refused, unless "
+                         "--overwrite)")
+        sub.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
         sub.set_defaults(func=_export)
 
 
 def _import(args) -> None:
+    core.check_out(args)  # before reading the seed file
     if args.reader == "pairs":
         dataset = import_pos_neg_pairs(args.path, strict=not args.skip_bad_rows)
         summary = f"Preference pairs imported from the seed file `{Path(args.path).name}` (pos_neg_pairs format)."
@@ -278,18 +284,21 @@ def _import(args) -> None:
 
 
 def _export(args) -> None:
+    outputs.check_output(args.out, args.overwrite, kind="file")  # before loading the dataset
     dataset = load_from_disk(args.dataset)
     if isinstance(dataset, DatasetDict):
         if args.split not in dataset:
             raise ValueError(f"{args.dataset} has no split {args.split!r}; splits: {list(dataset)}")
         dataset = dataset[args.split]
     if args.convert_command == "export-steps":
-        rows = export_steps_jsonl(dataset, args.out)
+        export = export_steps_jsonl
     else:
         missing = [c for c in ("prompt", "chosen", "rejected") if c not in dataset.column_names]
         if missing:
             raise ValueError(f"{args.dataset}: not a preference dataset (no {missing} columns)")
-        rows = export_pos_neg_pairs(dataset, args.out)
+        export = export_pos_neg_pairs
+    rows = []
+    outputs.write_file(args.out, lambda path: rows.extend(export(dataset, path)), args.overwrite)
     print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
 
 
@@ -304,4 +313,4 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    core.run_main(make_parser, main)

@@ -9,6 +9,7 @@ import argparse
 DATA_EXAMPLES = """\
 examples:
   mathalign data build sft --out data/sft --num-train 50000
+  mathalign data build sft --out data/sft --num-train 80000 --overwrite   # replace an earlier build
   mathalign data build preferences --out data/dpo --answer-style explain --negatives near_miss refusal
   mathalign data build rl --out data/rl --task arithmetic expressions --max-depth 3
   mathalign data build gsm8k --out data/gsm8k --style rl           # openai/gsm8k from the Hub

@@ -474,3 +474,120 @@ def test_training_samples_the_stages_own_model_for_sampled_negatives(tiny_model_
     assert "sampled" in {KINDS[k] for k in data["train"]["negative"]}
     with pytest.raises(RecipeError, match="model_name_or_path"):
         load_data(args, model_name_or_path=None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --out: nothing a user wrote is overwritten without --overwrite, and an output appears whole
+
+
+SMALL = ["--num-train", "20", "--num-validation", "0", "--num-test", "4", "--num-test-ood", "4"]
+
+
+@pytest.fixture
+def no_build(monkeypatch):
+    """Fails the test if a build starts: refusals must come before any work."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the build started")
+    monkeypatch.setattr(core, "draw_splits", refuse)
+    monkeypatch.setattr(data_builders.get_builder("gsm8k").adapted, "build_adapted", refuse)
+
+
+@pytest.mark.parametrize("builder", ["sft", "preferences", "gsm8k"])
+def test_out_holding_something_is_refused_before_any_work(tmp_path, capsys, no_build, builder):
+    from mathalign.cli import main
+
+    notes = tmp_path / "out" / "README.md"
+    notes.parent.mkdir()
+    notes.write_text("my notes")
+    (tmp_path / "file").write_text("my file")
+    for out, message in ((notes.parent, "is a folder that is not empty (1 entry: README.md); choose a new or empty "
+                                        "folder, or pass --overwrite to replace it"),
+                         (tmp_path / "file", "is an existing file; choose another path, or pass --overwrite")):
+        assert main(["data", "build", builder, "--out", str(out), *SMALL[:2]]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mathalign data: error: --out ") and message in err and err.count("\n") == 1, err
+    assert notes.read_text() == "my notes" and (tmp_path / "file").read_text() == "my file"
+
+
+def test_python_m_entry_point_refuses_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "README.md").write_text("my notes")
+    result = subprocess.run([sys.executable, "-m", "data_builders.sft", "--out", str(tmp_path / "out"), *SMALL],
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr.startswith("python -m data_builders.sft: error: --out ") and "--overwrite" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # no traceback
+    assert (tmp_path / "out" / "README.md").read_text() == "my notes"
+
+
+def test_overwrite_replaces_the_whole_folder(tmp_path, capsys):
+    from mathalign.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").write_text("my notes")
+    assert main(["data", "build", "sft", "--out", str(out), *SMALL, "--overwrite"]) == 0
+    assert "mathalign sft" in (out / "README.md").read_text()
+    assert set(load_from_disk(str(out))) == {"train", "test", "test_ood"}
+    # parquet over arrow, without test_ood: no split or layout of the earlier build is left behind
+    assert main(["data", "build", "sft", "--out", str(out), *SMALL[:-1], "0", "--format", "parquet",
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "data"]
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["test-00000-of-00001.parquet",
+                                                                  "train-00000-of-00001.parquet"]
+    # an existing file is replaced too; the filesystem root, the current folder and a folder holding an input never
+    (tmp_path / "file").write_text("my file")
+    assert main(["data", "build", "sft", "--out", str(tmp_path / "file"), *SMALL, "--overwrite"]) == 0
+    assert (tmp_path / "file" / "dataset_dict.json").exists()
+    capsys.readouterr()
+    for out, reason in (("/", "the filesystem root"), (".", "the current folder")):
+        assert main(["data", "build", "sft", "--out", out, *SMALL, "--overwrite"]) == 2
+        assert f"is {reason}; it is never replaced" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out"]  # no staging folder left behind
+
+
+def test_a_failed_write_leaves_the_earlier_output_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    core.save(data_builders.get_builder("sft").build(**TINY), out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    def broken(self, path, *args, **kwargs):
+        (tmp_path / "partial").write_text(path)  # the staging folder it was given
+        raise OSError("disk full")
+
+    monkeypatch.setattr("datasets.DatasetDict.save_to_disk", broken)
+    with pytest.raises(OSError, match="disk full"):
+        core.save(data_builders.get_builder("sft").build(**TINY), out, overwrite=True)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    staging = (tmp_path / "partial").read_text()
+    assert staging != str(out) and not (tmp_path / staging).exists()  # written aside, then removed
+    with pytest.raises(ValueError, match="pass --overwrite"):  # and without overwrite, core.save refuses too
+        core.save(data_builders.get_builder("sft").build(**TINY), out)
+
+
+def test_seed_format_conversions_keep_existing_outputs(tmp_path, capsys):
+    from mathalign.cli import main
+
+    pairs = tmp_path / "pos_neg_pairs.json"
+    pairs.write_text(json.dumps(SEED_PAIRS))
+    (tmp_path / "dpo").mkdir()
+    (tmp_path / "dpo" / "keep.txt").write_text("mine")
+    assert main(["data", "convert", "import-pairs", str(pairs), "--out", str(tmp_path / "dpo")]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err and (tmp_path / "dpo" / "keep.txt").exists()
+    assert main(["data", "convert", "import-pairs", str(pairs), "--out", str(tmp_path / "dpo"), "--overwrite"]) == 0
+    assert not (tmp_path / "dpo" / "keep.txt").exists()
+    # a folder that holds the seed file is never replaced
+    assert main(["data", "convert", "import-pairs", str(pairs), "--out", str(tmp_path), "--overwrite"]) == 2
+    assert "holds the input" in capsys.readouterr().err and pairs.exists()
+    # exports write a file: an existing one is kept without --overwrite
+    (tmp_path / "p.json").write_text("mine")
+    export = ["data", "convert", "export-pairs", str(tmp_path / "dpo"), "--out", str(tmp_path / "p.json")]
+    assert main(export) == 2
+    assert "is an existing file" in capsys.readouterr().err and (tmp_path / "p.json").read_text() == "mine"
+    assert main([*export, "--overwrite"]) == 0
+    assert json.loads((tmp_path / "p.json").read_text())[0]["positive"] == SEED_PAIRS[0]["positive"]
+    assert main(["data", "convert", "export-pairs", str(tmp_path / "dpo"), "--out", str(tmp_path / "dpo")]) == 2
+    assert "is a folder; give the path of the file to write" in capsys.readouterr().err
