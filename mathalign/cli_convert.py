@@ -54,5 +54,7 @@ def add_parser(subparsers) -> None:
     nanogpt.add_argument("out_dir", metavar="OUT_DIR", help="directory to write the MathGPT model (and tokenizer) to")
     nanogpt.add_argument("--meta", metavar="META.pkl", default=None,
                          help="nanoGPT character codebook (stoi/itos); without it no tokenizer is saved")
-    nanogpt.add_argument("--overwrite", action="store_true", help="write into OUT_DIR even if it is not empty")
+    nanogpt.add_argument("--overwrite", action="store_true",
+                         help="replace OUT_DIR if it is an existing file or non-empty folder (everything in it is "
+                              "deleted once the new checkpoint is complete)")
     nanogpt.set_defaults(func=run_nanogpt)

@@ -15,7 +15,11 @@ where `model` is the state dict of its `GPT`. MathGPT with `position_embedding_t
     lm_head (tied to wte)              -> lm_head (tied to embed_tokens)
 
 Safety: checkpoints are read with `torch.load(weights_only=True)` and `meta.pkl` with an unpickler that only knows
-plain containers, so neither file can run code; anything else is refused, never unpickled "just this once".
+plain containers, so neither file can run code; anything else is refused, never unpickled "just this once". Sizes
+are taken from the tensors, never from `model_args` alone: `model_args` must agree with the state dict (as many
+blocks as `n_layer`, shapes that `n_embd`, `vocab_size` and `block_size` imply, tensors that hold every value their
+shape claims) before anything is allocated, so a small file that claims `n_layer=10**8` is refused at once instead
+of running out of memory. An existing OUT_DIR that is not empty is refused unless `overwrite`, which replaces it.
 
 Tokens: the codebook's ids stay the model's ids. mathalign's special tokens (`<pad> <bos> <eos> <unk> <think>
 </think>`) get the ids after them, and the embedding gains one row per special token, initialised to the mean of the
@@ -31,6 +35,8 @@ from pathlib import Path
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
+
+from data_builders.outputs import check_output, write_folder
 
 from .model import MathGPTConfig, MathGPTForCausalLM
 from .tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, UNK, wrap_tokenizer
@@ -185,6 +191,12 @@ def _check_model_args(model_args) -> dict:
             raise ValueError(f"nanoGPT model_args['{key}'] must be a positive integer, got {value!r}.")
     if not isinstance(model_args["bias"], bool):
         raise ValueError(f"nanoGPT model_args['bias'] must be True or False, got {model_args['bias']!r}.")
+    if model_args["n_embd"] % model_args["n_head"]:
+        raise ValueError(f"nanoGPT model_args: n_embd={model_args['n_embd']} is not a multiple of "
+                         f"n_head={model_args['n_head']}; nanoGPT's attention needs one.")
+    dropout = model_args.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"nanoGPT model_args['dropout'] must be a number in [0, 1), got {dropout!r}.")
     return model_args
 
 
@@ -219,13 +231,13 @@ def _clean_state_dict(model_args: dict, state_dict) -> dict[str, torch.Tensor]:
     """Strip torch.compile prefixes, drop nanoGPT's causal-mask buffers, and check every key and shape."""
     if not isinstance(state_dict, dict):
         raise ValueError(f"nanoGPT 'model' must be a state dict, got {type(state_dict).__name__}.")
-    expected = _expected_shapes(model_args)
     block_size = model_args["block_size"]
     weights = {}
     for key, value in state_dict.items():
         name = key[len(COMPILE_PREFIX):] if isinstance(key, str) and key.startswith(COMPILE_PREFIX) else key
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"nanoGPT state dict entry {key!r} is a {type(value).__name__}, not a tensor.")
+        _check_backed(name, value)
         # Without flash attention nanoGPT registers its causal mask as a buffer named `attn.bias`: not a weight.
         is_mask = re.fullmatch(r"transformer\.h\.\d+\.attn\.bias", str(name))
         if is_mask and value.shape == (1, 1, block_size, block_size):
@@ -234,6 +246,8 @@ def _clean_state_dict(model_args: dict, state_dict) -> dict[str, torch.Tensor]:
             raise ValueError(f"nanoGPT state dict holds {name!r} twice (with and without {COMPILE_PREFIX!r}).")
         weights[name] = value
 
+    _check_sizes(model_args, weights)  # model_args agree with the tensors: _expected_shapes is as small as they are
+    expected = _expected_shapes(model_args)
     lm_head = weights.pop("lm_head.weight", None)
     unexpected = sorted(set(weights) - set(expected))
     if unexpected:
@@ -258,6 +272,42 @@ def _clean_state_dict(model_args: dict, state_dict) -> dict[str, torch.Tensor]:
             "MathGPT would keep only one, so this checkpoint is not plain nanoGPT."
         )
     return weights
+
+
+def _check_backed(name, tensor: torch.Tensor) -> None:
+    """A tensor must hold the values its shape claims: an expanded or strided view of a few values would be
+    materialised at its full size by the conversion (a small file, a huge allocation)."""
+    needed = tensor.numel() * tensor.element_size()
+    held = tensor.untyped_storage().nbytes()
+    if needed > held:
+        raise ValueError(
+            f"nanoGPT state dict key {name!r} has shape {tuple(tensor.shape)} ({tensor.numel():,} values) but its "
+            f"storage holds only {held:,} bytes (an expanded view?); re-save the checkpoint with plain tensors.")
+
+
+def _check_sizes(model_args: dict, weights: dict[str, torch.Tensor]) -> None:
+    """model_args against the tensors themselves, before anything is allocated from model_args: as many blocks as
+    `n_layer`, and embeddings of the shapes `vocab_size`, `block_size` and `n_embd` imply."""
+    blocks = set()
+    for name in weights:
+        match = re.match(r"transformer\.h\.(\d{1,9})\.", str(name))
+        if match:
+            blocks.add(int(match.group(1)))
+    n_layer = model_args["n_layer"]
+    if len(blocks) != n_layer or max(blocks, default=-1) != n_layer - 1:  # distinct ints: exactly 0..n_layer-1
+        held = f"{len(blocks)} blocks (transformer.h.{min(blocks)} .. transformer.h.{max(blocks)})" if blocks \
+            else "no blocks (transformer.h.*)"
+        raise ValueError(f"nanoGPT model_args say n_layer={n_layer} but the state dict holds {held}; the "
+                         "checkpoint is inconsistent or not nanoGPT's.")
+    for key, arg_names in (("transformer.wte.weight", ("vocab_size", "n_embd")),
+                           ("transformer.wpe.weight", ("block_size", "n_embd"))):
+        shape = tuple(model_args[a] for a in arg_names)
+        if key not in weights:
+            raise ValueError(f"nanoGPT state dict is missing key {key!r}.")
+        if tuple(weights[key].shape) != shape:
+            said = ", ".join(f"{a}={model_args[a]}" for a in arg_names)
+            raise ValueError(f"nanoGPT state dict key {key!r} has shape {tuple(weights[key].shape)} but model_args "
+                             f"say {said}, i.e. {shape}.")
 
 
 def nanogpt_to_mathgpt(model_args: dict, state_dict: dict, *, vocab_size: int | None = None) -> MathGPTForCausalLM:
@@ -344,16 +394,16 @@ def convert_nanogpt(
 
     The directory then loads with `AutoModelForCausalLM.from_pretrained(out_dir)` (after `import mathalign`, or with
     `trust_remote_code=True` elsewhere) and, when `meta_path` is given, `AutoTokenizer.from_pretrained(out_dir)`.
-    Returns `(model, tokenizer)`; the tokenizer is None without a codebook. A non-empty `out_dir` is refused unless
-    `overwrite=True`.
+    Returns `(model, tokenizer)`; the tokenizer is None without a codebook. An existing file or non-empty folder at
+    `out_dir` is refused before anything is read unless `overwrite=True`, which replaces it once the new checkpoint
+    is complete (nothing of an earlier conversion, such as its tokenizer, is left behind).
 
     Example (the same as `mathalign convert nanogpt out/ckpt.pt --meta data/math_char/meta.pkl runs/nanogpt`):
 
         model, tokenizer = convert_nanogpt("out/ckpt.pt", "runs/nanogpt", meta_path="data/math_char/meta.pkl")
     """
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise ValueError(f"output directory {str(out)!r} exists and is not empty; choose another or pass --overwrite.")
+    inputs = [p for p in (ckpt_path, meta_path) if p is not None]
+    out = check_output(out_dir, overwrite, inputs=inputs, name="OUT_DIR")
     checkpoint = load_nanogpt_checkpoint(ckpt_path)
     model_args = _check_model_args(checkpoint["model_args"])
 
@@ -376,10 +426,12 @@ def convert_nanogpt(
             config.bos_token_id = tokenizer.convert_tokens_to_ids(BOS)
             config.eos_token_id = tokenizer.convert_tokens_to_ids(EOS)
 
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(out)
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+
+    write_folder(out, write, overwrite, inputs=inputs, name="OUT_DIR")
     return model, tokenizer
 
 

@@ -7,6 +7,7 @@ exact GELU MLP, pre-norm blocks, learned positions, lm_head tied to wte) in plai
 import math
 import os
 import pickle
+import time
 
 import pytest
 import torch
@@ -239,6 +240,14 @@ def add_key(key):
     return lambda state: state.__setitem__(key, torch.zeros(32))
 
 
+MODEL_ARGS_EDITS = {
+    "absurd n_layer": {"n_layer": 10**8},  # took 36 s, then MemoryError
+    "n_layer too small": {"n_layer": 1},
+    "n_embd of another model": {"n_embd": 64},
+    "n_head not dividing n_embd": {"n_head": 5},
+}
+
+
 def write_bad(tmp_path, case):
     """Return (ckpt, meta) paths for one bad-input case."""
     model_args, ref = make_reference(bias=False)
@@ -262,6 +271,11 @@ def write_bad(tmp_path, case):
     elif case == "codebook of another dataset":
         save_checkpoint(ckpt, model_args, ref)
         save_meta(meta, {"a": 0, "b": 1}, {0: "a", 1: "b"})
+    elif case in MODEL_ARGS_EDITS:  # model_args that disagree with the tensors
+        save_checkpoint(ckpt, {**model_args, **MODEL_ARGS_EDITS[case]}, ref)
+    elif case == "expanded tensor":  # 1 value stored, 10**8 x 32 claimed: a small file, a 12.8 GB float copy
+        save_checkpoint(ckpt, model_args, ref, edit=lambda state: state.__setitem__(
+            "transformer.wpe.weight", torch.zeros(1).expand(10**8, 32)))
     else:
         edits = {"wrong shape": bad_shape("transformer.h.1.mlp.c_fc.weight"),
                  "missing key": drop_key("transformer.h.0.ln_2.weight"),
@@ -283,12 +297,21 @@ def write_bad(tmp_path, case):
         ("wrong shape", "'transformer.h.1.mlp.c_fc.weight' has shape (3, 3) but model_args imply (128, 32)"),
         ("missing key", "missing key 'transformer.h.0.ln_2.weight'"),  # prefix stripped before the message
         ("unexpected key", "unexpected key 'transformer.h.0.ln_1.bias' (biases in a bias=False model?)"),
+        ("absurd n_layer", "n_layer=100000000 but the state dict holds 2 blocks (transformer.h.0 .. transformer.h.1)"),
+        ("n_layer too small", "n_layer=1 but the state dict holds 2 blocks"),
+        ("n_embd of another model", "'transformer.wte.weight' has shape (30, 32) but model_args say vocab_size=30, "
+                                    "n_embd=64, i.e. (30, 64)"),
+        ("n_head not dividing n_embd", "n_embd=32 is not a multiple of n_head=5"),
+        ("expanded tensor", "'transformer.wpe.weight' has shape (100000000, 32) (3,200,000,000 values) but its "
+                            "storage holds only 4 bytes"),
     ],
 )
 def test_bad_inputs_fail_with_one_clear_line(tmp_path, capsys, case, message):
     ckpt, meta = write_bad(tmp_path, case)
     out = tmp_path / "out"
+    start = time.perf_counter()
     assert main(["convert", "nanogpt", str(ckpt), "--meta", str(meta), str(out)]) == 2
+    assert time.perf_counter() - start < 10  # refused before anything is allocated from model_args
     err = capsys.readouterr().err
     assert err.startswith("mathalign convert: error: ") and err.count("\n") == 1, err
     assert message in err
@@ -299,10 +322,26 @@ def test_bad_inputs_fail_with_one_clear_line(tmp_path, capsys, case, message):
 def test_refuses_to_overwrite_a_non_empty_output_dir(tmp_path, capsys):
     model_args, ref = make_reference(bias=False)
     ckpt = save_checkpoint(tmp_path / "ckpt.pt", model_args, ref)
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "notes.txt").write_text("keep me")
-    assert main(["convert", "nanogpt", str(ckpt), str(tmp_path / "out")]) == 2
-    assert "--overwrite" in capsys.readouterr().err
-    assert main(["convert", "nanogpt", str(ckpt), str(tmp_path / "out"), "--overwrite"]) == 0
-    assert (tmp_path / "out" / "notes.txt").read_text() == "keep me"
-    assert (tmp_path / "out" / "config.json").exists()
+    meta = save_meta(tmp_path / "meta.pkl")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert main(["convert", "nanogpt", str(ckpt), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder that is not empty (1 entry: notes.txt)" in err and "--overwrite" in err
+    assert err.count("\n") == 1 and (out / "notes.txt").read_text() == "keep me"
+    # --overwrite replaces the folder: nothing of what was there is left next to the new checkpoint
+    assert main(["convert", "nanogpt", str(ckpt), "--meta", str(meta), str(out), "--overwrite"]) == 0
+    assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
+    assert not (out / "notes.txt").exists()
+    assert main(["convert", "nanogpt", str(ckpt), str(out), "--overwrite"]) == 0  # no codebook this time
+    assert not (out / "tokenizer.json").exists()  # so no stale tokenizer of the earlier conversion
+    # an existing file is refused the same way, and replaced with --overwrite
+    (tmp_path / "file").write_text("a file")
+    assert main(["convert", "nanogpt", str(ckpt), str(tmp_path / "file")]) == 2
+    assert "is an existing file; choose another path, or pass --overwrite" in capsys.readouterr().err
+    assert main(["convert", "nanogpt", str(ckpt), str(tmp_path / "file"), "--overwrite"]) == 0
+    assert (tmp_path / "file" / "config.json").exists()
+    # a folder that holds the checkpoint itself is never replaced
+    assert main(["convert", "nanogpt", str(ckpt), str(tmp_path), "--overwrite"]) == 2
+    assert "holds the input" in capsys.readouterr().err and ckpt.exists()
