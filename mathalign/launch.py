@@ -115,6 +115,13 @@ def _distributed_type(config: Path) -> str | None:
     return str(settings.get("distributed_type")) if isinstance(settings, dict) else None
 
 
+def has_accelerator() -> bool:
+    """A GPU (CUDA) or XPU is present: bf16, FSDP and the configs' settings apply."""
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
 def check_num_processes(value) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise RecipeError(f"num_processes must be a whole number >= 1, got {value!r}.")
@@ -137,6 +144,13 @@ def accelerate_command(recipe: str | None, extra: list[str], num_processes: int 
     if config:
         path = resolve_accelerate_config(config)
         command += ["--config_file", str(path)]
+        if not has_accelerator():
+            if _distributed_type(path) == "FSDP":
+                raise RecipeError(
+                    f"{path.name} asks for FSDP, which accelerate runs on GPUs only: on this machine it would "
+                    "silently train plain DDP. Use --num_processes N without a config (DDP), or deepspeed_zero2 / "
+                    "deepspeed_zero3, which run on CPU processes.")
+            command += ["--mixed_precision", "no"]  # the configs ask for bf16, ~100x slower than fp32 on CPUs
         if num_processes is not None:
             if num_processes > 1 and _distributed_type(path) == "NO":
                 raise RecipeError(
@@ -159,5 +173,5 @@ def launch(recipe: str | None, extra: list[str], num_processes: int | None, conf
     return subprocess.call(command, env=env)
 
 
-__all__ = ["LAUNCH_LINE", "accelerate_command", "drop_launch_key", "launch", "needs_launcher",
+__all__ = ["LAUNCH_LINE", "accelerate_command", "drop_launch_key", "has_accelerator", "launch", "needs_launcher",
            "recipes_dir", "resolve_accelerate_config", "shipped_recipe", "why_not_launchable"]

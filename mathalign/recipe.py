@@ -25,6 +25,7 @@ import yaml
 from trl import DPOConfig, GRPOConfig, ModelConfig, SFTConfig, TrlParser
 
 from .errors import RecipeError
+from .launch import drop_launch_key, has_accelerator
 
 STAGES = ("pretrain", "sft", "dpo", "grpo")
 
@@ -118,8 +119,6 @@ def dataclass_types(stage: str):
 
 def load_recipe(path: str | os.PathLike) -> dict:
     """Read a recipe YAML file into a dict (keys not validated yet), without its launch line (see `launch.py`)."""
-    from .launch import drop_launch_key
-
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}" if not path.exists() else f"{path} is not a file.")
@@ -216,12 +215,6 @@ def _cli_keys(args: list[str]) -> list[str]:
     return [a[2:].split("=", 1)[0] for a in args if a.startswith("--")]
 
 
-def _has_accelerator() -> bool:
-    import torch
-
-    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
-
-
 def parse_recipe(argv: list[str] | None = None, recipe: dict | None = None, where: str | None = None):
     """Parse `RECIPE.yaml [--key value ...]` (or `--config RECIPE.yaml ...`) into the stage's dataclasses.
 
@@ -260,7 +253,7 @@ def parse_recipe(argv: list[str] | None = None, recipe: dict | None = None, wher
     for name, value in env.items():
         os.environ[name] = str(value)
 
-    if not _has_accelerator():
+    if not has_accelerator():
         # No GPU: bf16 is ~100x slower than fp32 on CPUs and TRL refuses it anyway. Appended last, so they win.
         args += ["--bf16", "false", "--fp16", "false", "--use_cpu", "true"]
 

@@ -330,6 +330,8 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
 
     stage = script_args.stage
     finished = check_run(script_args, model_args, training_args)
+    resume = None if finished else training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    check_ranks_agree(training_args, finished=finished is not None, resume=resume)
     if finished is not None:
         return finished
     reward_funcs = check_rewards(training_args, script_args, stage)
@@ -361,11 +363,28 @@ def main(script_args, model_args, training_args, recipe: dict | None = None):
 
     if stop_callback is not None:
         stop_callback.attach_to(trainer)
-    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
     if resume:
         logger.info("Resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
     return save_run(trainer, result, recipe or {}, training_args, hub_token)
+
+
+def check_ranks_agree(training_args, **views) -> None:
+    """Every process must see the same run directory (finished or not, the same checkpoint to resume from).
+
+    On several machines without a shared filesystem, a checkpoint on machine 0 only would make it resume while the
+    others start over, and the run then dies in a collective; say so before training instead.
+    """
+    if training_args.world_size <= 1:
+        return
+    import torch.distributed as dist
+
+    seen = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, {key: str(value) for key, value in views.items()})
+    if any(view != seen[0] for view in seen):
+        raise RecipeError(f"the processes see different contents in output_dir {training_args.output_dir!r} "
+                          f"(by rank: {seen}): put output_dir on a filesystem every machine shares, or copy the run "
+                          "directory to every machine.")
 
 
 def apply_logging_defaults(training_args, recipe: dict | None = None) -> None:
@@ -477,6 +496,13 @@ def cli(argv: list[str] | None = None) -> int:
     except (UserError, FileNotFoundError) as err:
         print(f"mathalign.train: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        # A launched process that exits with its process group alive can abort in gloo's teardown (SIGABRT after a
+        # finished run, about one launch in twenty here).
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     return 0
 
 

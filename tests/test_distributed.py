@@ -3,9 +3,7 @@ DeepSpeed configs of recipes/accelerate/ (recipes/README.md, "Several machines" 
 
 Every launch runs mathalign.train's command line through `rank_probe`, which adds two things: after training, each
 rank writes what it holds (its parameters, its distributed type and wrapper, its ranks) to a records directory
-outside the run, so the checks compare what the ranks really ended with, not only what rank 0 saved; and at the
-end it destroys the process group, which mathalign.train does not do (without it a gloo process now and then
-aborts at exit after a successful run, which would make these tests flaky).
+outside the run, so the checks compare what the ranks really ended with, not only what rank 0 saved.
 """
 
 import json
@@ -153,6 +151,39 @@ def test_two_machines_on_one_host_train_one_model_and_only_machine_0_writes_it(t
     # 3 steps of 8 rows on each of 2 ranks = 48 of the 32 training rows: both machines' shards were consumed.
     assert state["global_step"] == 3 and state["epoch"] == pytest.approx(1.5), state
     assert yaml.safe_load((run / "recipe.yaml").read_text())["output_dir"] == "run"
+
+
+@pytest.mark.slow
+def test_machines_that_see_different_run_directories_stop_before_training(tmp_path, base_model):
+    # Machine 0 holds a checkpoint of the run, machine 1 (its own disk) nothing: resuming on one and starting over on
+    # the other would end in a collective that never completes. Both stop with the same one-line reason.
+    recipe = yaml.safe_load(write_recipe(tmp_path, "sft", model_name_or_path=str(base_model), save_strategy="steps",
+                                         save_steps=2).read_text())
+    machines = [tmp_path / "machine0", tmp_path / "machine1"]
+    for machine in machines:
+        machine.mkdir()
+        (machine / "sft.yaml").write_text(yaml.safe_dump({**recipe, "output_dir": "run"}))
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "CUDA_VISIBLE_DEVICES": ""}
+    first = subprocess.run([sys.executable, "-m", "mathalign.train", "sft.yaml", "--max_steps", "2"], cwd=machines[0],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (machines[0] / "run" / "train_results.json").unlink()  # interrupted: machine 0 would resume from checkpoint-2
+    port = free_port()
+    commands = [[sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "2", "--machine_rank", str(rank),
+                 "--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "--num_processes", "2",
+                 "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no",
+                 "-m", "mathalign.train", "sft.yaml", "--max_steps", "4"] for rank in (0, 1)]
+    procs = [subprocess.Popen(c, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True) for c, cwd in zip(commands, machines)]
+    try:
+        outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    for proc, output in zip(procs, outputs):
+        assert proc.returncode != 0 and "see different contents in output_dir" in output, output[-3000:]
+    assert not (machines[1] / "run").exists()  # machine 1 did not start over
 
 
 def config_launch(tmp_path, base_model, config: str) -> tuple[Path, dict[int, dict]]:

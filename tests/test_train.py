@@ -426,10 +426,13 @@ ACCELERATE_CONFIGS = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("config", ACCELERATE_CONFIGS, ids=lambda p: p.stem)
-def test_a_launch_with_a_config_keeps_its_distributed_type(config):
+def test_a_launch_with_a_config_keeps_its_distributed_type(config, monkeypatch):
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 
+    from mathalign import launch
     from mathalign.launch import accelerate_command
+
+    monkeypatch.setattr(launch, "has_accelerator", lambda: True)  # the command as a machine with GPUs builds it
 
     distributed = yaml.safe_load(config.read_text())["distributed_type"]
     if distributed == "NO":  # one process by design: asking for more is an error, not a silent single process
@@ -456,9 +459,11 @@ def test_a_launch_with_a_config_keeps_its_distributed_type(config):
         (1, "fsdp", ["--num_processes", "1"]),  # an explicit 1 is passed on as well
     ],
 )
-def test_launch_flags(num_processes, config, expected):
+def test_launch_flags(num_processes, config, expected, monkeypatch):
+    from mathalign import launch
     from mathalign.launch import accelerate_command
 
+    monkeypatch.setattr(launch, "has_accelerator", lambda: True)
     command = accelerate_command("r.yaml", [], num_processes, config)
     launch_args = command[command.index("accelerate.commands.launch") + 1: command.index("-m", 3)]
     if config:
@@ -466,3 +471,14 @@ def test_launch_flags(num_processes, config, expected):
         launch_args = launch_args[2:]
     assert launch_args == expected
 
+
+
+def test_on_a_cpu_a_config_launch_turns_bf16_off_and_fsdp_is_refused(monkeypatch):
+    from mathalign import launch
+    from mathalign.errors import RecipeError
+
+    monkeypatch.setattr(launch, "has_accelerator", lambda: False)
+    command = launch.accelerate_command("r.yaml", [], 2, "deepspeed_zero2")  # DeepSpeed runs on CPU processes
+    assert command[command.index("--mixed_precision") + 1] == "no"
+    with pytest.raises(RecipeError, match="FSDP, which accelerate runs on GPUs only"):
+        launch.accelerate_command("r.yaml", [], 2, "fsdp")  # would silently train plain DDP
