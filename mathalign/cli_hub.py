@@ -45,6 +45,12 @@ def add_parser(subparsers) -> None:
         metavar="USER/NAME",
         help="adapters only: the Hub repo of the base model; a local base folder is pushed there too",
     )
+    push.add_argument(
+        "--license",
+        default=None,
+        help="the card's license (a Hub license id such as apache-2.0 or other; default: the recipe's `license`, "
+        "else apache-2.0 for a MathGPT, else none: a model built on another base keeps that base's license)",
+    )
     push.set_defaults(func=run_push)
 
     push_data = subparsers.add_parser(
@@ -82,6 +88,7 @@ def run_push(args) -> int:
         token=args.token,
         commit_message=args.commit_message,
         base_repo_id=args.base_repo_id,
+        license=args.license,
     )
     print(f"Done: {url}")
     return 0

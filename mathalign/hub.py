@@ -10,13 +10,13 @@ Anyone can then load them without mathalign installed:
     AutoPeftModelForCausalLM.from_pretrained("me/mathgpt-lora", trust_remote_code=True)
     load_dataset("me/mathalign-sft")
 
-How it behaves:
+huggingface_hub does the work: `validate_repo_id`, `HfApi.upload_folder` (run clutter ignored, stale weights deleted,
+unchanged files skipped), `ModelCard.from_template` with `ModelCardData` (the YAML front matter the Hub reads).
+What this module adds:
 - Everything is checked before the first network call: the folder is a model (config.json + safetensors weights,
   the remote-code files its `auto_map` names) or an adapter (adapter_config.json + weights), the repo id is
   `USER/NAME`, a token exists (argument, `HF_TOKEN`, or the one `hf auth login` stored), the process is not offline.
 - The endpoint is `HF_ENDPOINT` (read by huggingface_hub when it is imported), so any Hub-compatible server works.
-- One commit per push with the whole folder minus run clutter (checkpoint-*/, optimizer states, logs); files
-  already on the Hub are not sent again, weight files the new folder no longer has are deleted from the repo.
 - The card (README.md) is written into the folder too, so the run documents itself. A README you wrote yourself is
   kept: only its metadata is completed.
 - An adapter whose base model is a local folder cannot be loaded elsewhere; pass `base_repo_id` and the base is
@@ -24,33 +24,43 @@ How it behaves:
   The local adapter_config.json is left as it is, so local loading keeps working.
 - A failed upload raises `HubError` with one line that says what to do; local files are never removed or changed
   (apart from writing the card).
+- Datasets have one push path, `push_dataset`: the card, then `DatasetDict.push_to_hub`, which completes its metadata.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import contextlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
 from .errors import UserError
 
-# A Hub repo id: namespace/name, letters, digits, "-", "_", "." (no "--" or ".." and at most 96 characters).
-REPO_ID_RE = re.compile(r"^(?P<namespace>[A-Za-z0-9][\w.-]*)/(?P<name>[\w.-]+)$", re.ASCII)
+__all__ = [
+    "HubError", "build_model_card", "check_can_push", "check_repo_id", "files_to_push", "push_dataset", "push_model",
+    "resolve_model_dir", "resolve_token", "write_model_card",
+]
 
 # Where a training run keeps its final model, in the order looked at.
 MODEL_SUBFOLDERS = ("", "model", "final")
 
-# Run clutter never pushed: checkpoints, trainer states, logs, caches (fnmatch on each path part or the file name).
-SKIPPED_FOLDERS = (
+# Run clutter never pushed: checkpoints, trainer states, logs, caches. upload_folder matches patterns against the
+# path in the folder, and a pattern ending in "/" means everything under that folder; "*/" reaches nested ones.
+_CLUTTER_FOLDERS = (
     "checkpoint-*", "checkpoints", "checkpoints-*", "runs", "logs", "wandb", "tensorboard", ".git", ".cache",
     "__pycache__", ".ipynb_checkpoints", "model", "final",
 )
-SKIPPED_FILES = (
+_CLUTTER_FILES = (
     "optimizer.pt", "optimizer.bin", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin",
     "trainer_state.json", "events.out.tfevents*", "*.lock", ".DS_Store", "*.pyc", "*.tmp", "*.part",
+)
+IGNORE_PATTERNS = tuple(
+    [p for name in _CLUTTER_FOLDERS for p in (f"{name}/", f"*/{name}/")]
+    + [p for name in _CLUTTER_FILES for p in (name, f"*/{name}")]
 )
 # Weight files a new push replaces: the old ones are deleted from the repo if the folder no longer has them.
 WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "adapter_model.bin")
@@ -58,15 +68,14 @@ WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.
 RECIPE_FILES = ("recipe.yaml", "recipe.yml")
 METRICS_FILES = ("metrics.json", "eval/metrics.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
-CARD_MARKER = "<!-- mathalign:card -->"  # a README carrying it was written by mathalign and is regenerated
+CARD_MARKER = "<!-- mathalign:card -->"  # a README carrying it (see MODEL_CARD_TEMPLATE) is regenerated
 # Cards that tools write on their own (mathalign, peft's template, TRL's checkpoint card, the Trainer's): replaced.
-GENERATED_CARD_SIGNS = (
-    CARD_MARKER,
-    "[More Information Needed]",
-    "It has been trained using [TRL]",
-    "This model card has been generated automatically",
-)
+GENERATED_CARD_SIGNS = (CARD_MARKER, "[More Information Needed]", "It has been trained using [TRL]",
+                        "This model card has been generated automatically")
 EXAMPLE_PROMPT = "12+7=?"
+# MathGPT weights are trained from scratch on mathalign's generated data, both Apache-2.0 like mathalign itself.
+# Anything built on another base model keeps that model's license, which only the user can name (--license).
+MATHGPT_LICENSE = "apache-2.0"
 
 
 class HubError(UserError):
@@ -78,12 +87,24 @@ class HubError(UserError):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _is_repo_id(name) -> bool:
+    """`USER/NAME` by huggingface_hub's rules (its validator also accepts a bare NAME: a push needs the user)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return isinstance(name, str) and name.count("/") == 1
+
+
 def check_repo_id(repo_id: str) -> str:
     """Return `repo_id` if it is a well-formed `USER/NAME`, else raise `HubError`."""
-    match = REPO_ID_RE.match(repo_id or "")
-    if not match or "--" in repo_id or ".." in repo_id or len(repo_id) > 96 or repo_id.endswith(".git"):
+    if not _is_repo_id(repo_id):
         raise HubError(
-            f"repo id {repo_id!r} is not of the form USER/NAME (letters, digits, '-', '_', '.'; e.g. me/mathgpt-sft)."
+            f"repo id {repo_id!r} is not of the form USER/NAME (letters, digits, '-', '_', '.'; no '--' or '..'; "
+            "at most 96 characters; e.g. me/mathgpt-sft)."
         )
     return repo_id
 
@@ -94,9 +115,8 @@ def resolve_token(token: str | None = None) -> str:
 
     token = token or get_token()  # HF_TOKEN, then the stored token (and CI's OIDC token when configured)
     if not token:
-        raise HubError(
-            "no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --token (a token with write access)."
-        )
+        raise HubError("no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --token (a token with write "
+                       "access).")
     return token
 
 
@@ -104,9 +124,8 @@ def check_online() -> None:
     from huggingface_hub import constants
 
     if constants.is_offline_mode():
-        raise HubError(
-            "HF_HUB_OFFLINE is set, so nothing can be pushed: unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE)."
-        )
+        raise HubError("HF_HUB_OFFLINE is set, so nothing can be pushed: unset HF_HUB_OFFLINE (and "
+                       "TRANSFORMERS_OFFLINE).")
 
 
 def check_can_push(repo_id: str, token: str | None = None) -> str:
@@ -177,7 +196,7 @@ def _looks_like_repo_id(name: str, *relative_to: Path) -> bool:
     Relative paths in a recipe (`runs/pretrain`) are looked for from the working directory and from every folder
     above the run, so a push from elsewhere still recognises them as local.
     """
-    if not name or not REPO_ID_RE.match(name) or name.startswith((".", "/")):
+    if not _is_repo_id(name) or name.startswith((".", "/")):
         return False
     bases = [Path.cwd()] + [p for base in relative_to for p in (base, *base.resolve().parents)]
     return not any((base / name).exists() for base in dict.fromkeys(bases))
@@ -191,11 +210,7 @@ def _adapter_base(folder: Path, base_repo_id: str | None) -> tuple[dict, str, Pa
             f"{folder} has adapter_config.json but no adapter_model.safetensors: save with model.save_pretrained(...)."
         )
     base = adapter_config.get("base_model_name_or_path") or ""
-    local_base = None
-    for candidate in (Path(base), folder / base):
-        if base and candidate.is_dir():
-            local_base = candidate
-            break
+    local_base = next((c for c in (Path(base), folder / base) if base and c.is_dir()), None)
     if base_repo_id is not None:
         check_repo_id(base_repo_id)
         if local_base is not None:
@@ -210,8 +225,71 @@ def _adapter_base(folder: Path, base_repo_id: str | None) -> tuple[dict, str, Pa
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Cards
+# Cards: ModelCardData is the front matter, the template below the text
 # ---------------------------------------------------------------------------------------------------------------
+
+# Rendered by ModelCard.from_template (Jinja); `card_data` is the YAML of the ModelCardData.
+MODEL_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+<!-- mathalign:card -->
+# {{ title }}
+
+{{ summary }}
+
+## Usage
+
+```python
+{% if adapter -%}
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoTokenizer
+{%- else -%}
+from transformers import AutoModelForCausalLM, AutoTokenizer
+{%- endif %}
+
+model = {{ auto_class }}.from_pretrained("{{ repo_id }}"{{ trust }})
+tokenizer = AutoTokenizer.from_pretrained("{{ tokenizer_repo }}"{{ trust }})
+
+inputs = tokenizer("{{ prompt }}", return_tensors="pt")
+outputs = model.generate(**inputs, max_new_tokens=96, do_sample=False)
+print(tokenizer.decode(outputs[0], skip_special_tokens=True))
+```
+{% if adapter %}
+To get a plain model without PEFT at inference time: `model = model.merge_and_unload()`.
+{% endif %}
+{%- if trust %}
+`trust_remote_code=True` runs the modeling code stored in \
+{{ "the base model's repository" if adapter else "this repository" }} (`configuration_*.py`, `modeling_*.py`); \
+pin a `revision=` to freeze it.
+{% endif %}
+{%- if eval_rows %}
+## Evaluation
+{% if eval_dataset %}
+On `{{ eval_dataset }}` (greedy decoding, exact match of the final answer):
+{% endif %}
+| split | {{ eval_columns | join(" | ") }} |
+|---{% for _ in eval_columns %}|---{% endfor %}|
+{% for split, values in eval_rows -%}
+| {{ split }} | {{ values | join(" | ") }} |
+{% endfor %}
+{%- if per_type %}
+Accuracy per problem type:
+
+| type | accuracy |
+|---|---|
+{% for name, value in per_type -%}
+| {{ name }} | {{ value }} |
+{% endfor %}
+{%- endif %}
+{%- endif %}
+{%- if recipe %}
+## Training recipe
+
+```yaml
+{{ recipe }}
+```
+{% endif %}"""
 
 
 def _find(folder: Path, run_dir: Path, names: tuple[str, ...]) -> Path | None:
@@ -245,40 +323,28 @@ def _hub_ids(values, *relative_to: Path) -> list[str]:
 
 def _metric_rows(metrics: dict) -> list[tuple[str, dict]]:
     """(split, scalar metrics) rows from an evaluation's metrics.json (one split or many under `splits`)."""
-    splits = (
-        metrics.get("splits") if isinstance(metrics.get("splits"), dict) else {metrics.get("split", "test"): metrics}
-    )
-    rows = []
-    for split, values in splits.items():
-        if isinstance(values, dict):
-            scalars = {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            if scalars:
-                rows.append((str(split), scalars))
-    return rows
+    splits = metrics.get("splits")
+    splits = splits if isinstance(splits, dict) else {metrics.get("split", "test"): metrics}
+    rows = [(str(split), {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            for split, values in splits.items() if isinstance(values, dict)]
+    return [(split, scalars) for split, scalars in rows if scalars]
 
 
 def _format_number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _evaluation_section(metrics: dict) -> str:
+def _evaluation(metrics: dict) -> dict:
+    """The template's evaluation tables, numbers already formatted."""
     rows = _metric_rows(metrics)
-    if not rows:
-        return ""
     columns = list(dict.fromkeys(k for _, values in rows for k in values))
-    lines = ["## Evaluation", ""]
-    if metrics.get("dataset"):
-        lines += [f"On `{metrics['dataset']}` (greedy decoding, exact match of the final answer):", ""]
-    lines += ["| split | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    lines += [
-        "| " + split + " | " + " | ".join(_format_number(values.get(c, "")) for c in columns) + " |"
-        for split, values in rows
-    ]
     per_type = metrics.get("accuracy_per_type")
-    if isinstance(per_type, dict) and per_type:
-        lines += ["", "Accuracy per problem type:", "", "| type | accuracy |", "|---|---|"]
-        lines += [f"| {name} | {_format_number(value)} |" for name, value in per_type.items()]
-    return "\n".join(lines) + "\n"
+    return {
+        "eval_dataset": metrics.get("dataset"),
+        "eval_columns": columns,
+        "eval_rows": [(split, [_format_number(values.get(c, "")) for c in columns]) for split, values in rows],
+        "per_type": [(k, _format_number(v)) for k, v in per_type.items()] if isinstance(per_type, dict) else [],
+    }
 
 
 def _eval_results(metrics: dict, dataset_ids: list[str]):
@@ -290,53 +356,16 @@ def _eval_results(metrics: dict, dataset_ids: list[str]):
         dataset = dataset_ids[0] if dataset_ids else None
     if dataset is None:
         return None
-    results = []
-    for split, values in _metric_rows(metrics):
-        for name in ("accuracy", "parse_rate"):
-            if name in values:
-                results.append(
-                    EvalResult(
-                        task_type="text-generation",
-                        dataset_type=dataset,
-                        dataset_name=dataset,
-                        dataset_split=split,
-                        metric_type=name,
-                        metric_name=name,
-                        metric_value=values[name],
-                    )
-                )
+    results = [
+        EvalResult(task_type="text-generation", dataset_type=dataset, dataset_name=dataset, dataset_split=split,
+                   metric_type=name, metric_name=name, metric_value=values[name])
+        for split, values in _metric_rows(metrics) for name in ("accuracy", "parse_rate") if name in values
+    ]
     return results or None
 
 
-def _usage(repo_id: str, adapter: bool, remote_code: bool, tokenizer_repo: str) -> str:
-    trust = ", trust_remote_code=True" if remote_code else ""
-    if adapter:
-        load = (
-            "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
-            f'model = AutoPeftModelForCausalLM.from_pretrained("{repo_id}"{trust})\n'
-            f'tokenizer = AutoTokenizer.from_pretrained("{tokenizer_repo}"{trust})\n'
-        )
-    else:
-        load = (
-            "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-            f'model = AutoModelForCausalLM.from_pretrained("{repo_id}"{trust})\n'
-            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{trust})\n'
-        )
-    generate = (
-        f'inputs = tokenizer("{EXAMPLE_PROMPT}", return_tensors="pt")\n'
-        "outputs = model.generate(**inputs, max_new_tokens=96, do_sample=False)\n"
-        "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n"
-    )
-    note = ""
-    if adapter:
-        note = "\nTo get a plain model without PEFT at inference time: `model = model.merge_and_unload()`.\n"
-    if remote_code:
-        where = "the base model's repository" if adapter else "this repository"
-        note += (
-            f"\n`trust_remote_code=True` runs the modeling code stored in {where} "
-            "(`configuration_*.py`, `modeling_*.py`); pin a `revision=` to freeze it.\n"
-        )
-    return f"## Usage\n\n```python\n{load}\n{generate}```\n{note}"
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
 def build_model_card(
@@ -346,12 +375,13 @@ def build_model_card(
     run_dir: str | os.PathLike | None = None,
     base_model: str | None = None,
     datasets: list[str] | None = None,
+    license: str | None = None,
 ):
     """The `huggingface_hub.ModelCard` for a model or adapter folder (metadata + usage, evaluation, recipe).
 
-    Base model and datasets come from the arguments, else from the adapter config and the run's `recipe.yaml`
-    (only values that name Hub repos, never local paths); evaluation results from `metrics.json` or
-    `eval/metrics.json` in the folder or its run directory.
+    Base model, datasets and license come from the arguments, else from the adapter config and the run's
+    `recipe.yaml` (only values that name Hub repos, never local paths); a MathGPT's license is mathalign's
+    (Apache-2.0). Evaluation results come from `metrics.json` or `eval/metrics.json` in the folder or its run.
     """
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -359,68 +389,60 @@ def build_model_card(
     run_dir = Path(run_dir) if run_dir is not None else folder
     adapter = (folder / "adapter_config.json").is_file()
     config = _read_json(folder / ("adapter_config.json" if adapter else "config.json"), "the config")
+    model_config, remote_code = config, bool(config.get("auto_map"))
+    if adapter:  # the base model's config says what the weights are
+        base_config = Path(config.get("base_model_name_or_path") or "") / "config.json"
+        # A base we cannot see (on the Hub) is assumed to need remote code: harmless in the snippet if it does not.
+        model_config = _read_json(base_config, "the base config") if base_config.is_file() else {}
+        remote_code = bool(model_config.get("auto_map")) or not base_config.is_file()
     recipe_text, recipe = _recipe(folder, run_dir)
     if base_model is None:
         candidates = [config.get("base_model_name_or_path")] if adapter else []
         candidates += [recipe.get(k) for k in ("base_model", "model_name_or_path", "init_from")]
         base_model = next(iter(_hub_ids([c for c in candidates if isinstance(c, str)], folder, run_dir)), None)
     if datasets is None:
-        datasets = []
-        for key in ("hub_dataset_id", "dataset_name", "dataset_id", "datasets", "dataset"):
-            datasets += _hub_ids(recipe.get(key), folder, run_dir)
-        datasets = list(dict.fromkeys(datasets))
+        keys = ("hub_dataset_id", "dataset_name", "dataset_id", "datasets", "dataset")
+        datasets = list(dict.fromkeys(d for key in keys for d in _hub_ids(recipe.get(key), folder, run_dir)))
     metrics_path = _find(folder, run_dir, METRICS_FILES)
     metrics = _read_json(metrics_path, "the evaluation metrics") if metrics_path else {}
-    remote_code = bool(config.get("auto_map"))
-    if adapter:  # the base model's config decides; a base we cannot see is assumed to be a MathGPT (remote code)
-        base_config = Path(config.get("base_model_name_or_path") or "") / "config.json"
-        remote_code = (
-            bool(_read_json(base_config, "the base config").get("auto_map")) if base_config.is_file() else True
-        )
+    mathgpt = model_config.get("model_type") == "mathgpt"
     model_name = repo_id.split("/")[-1]
-    # An adapter folder without tokenizer files: its users load the base model's tokenizer.
-    tokenizer_repo = repo_id if not adapter or _has_tokenizer(folder) else (base_model or repo_id)
 
-    tags = ["mathalign", "arithmetic"]
-    tags += ["peft", "lora"] if adapter else []
+    tags = ["mathalign", "arithmetic"] + (["peft", "lora"] if adapter else [])
     stage = recipe.get("stage") or recipe.get("trainer")
     if isinstance(stage, str) and stage:
         tags += ["trl", stage.lower()]
     data = ModelCardData(
-        library_name="peft" if adapter else "transformers",
-        pipeline_tag="text-generation",
-        tags=list(dict.fromkeys(tags)),
-        base_model=base_model,
-        datasets=datasets or None,
+        library_name="peft" if adapter else "transformers", pipeline_tag="text-generation",
+        license=license or recipe.get("license") or (MATHGPT_LICENSE if mathgpt else None),
+        tags=list(dict.fromkeys(tags)), base_model=base_model, datasets=datasets or None,
     )
     eval_results = _eval_results(metrics, datasets) if metrics else None
     if eval_results:  # model-index needs a model name; without results the key would only clutter the metadata
         data.model_name, data.eval_results = model_name, eval_results
 
-    what = f"A LoRA adapter for [`{base_model}`](/{base_model})" if adapter and base_model else "A small GPT"
-    if not adapter and config.get("model_type") == "mathgpt":
-        layers, width = config.get("num_hidden_layers"), config.get("hidden_size")
-        what = f"MathGPT ({layers} layers, width {width}), a small GPT"
-    body = [
-        CARD_MARKER,
-        f"# {model_name}",
-        "",
-        f"{what} trained with mathalign on verifiable arithmetic problems"
-        + (f" (data: {', '.join(f'`{d}`' for d in datasets)})." if datasets else "."),
-        "",
-        _usage(repo_id, adapter, remote_code, tokenizer_repo),
-    ]
-    if metrics:
-        section = _evaluation_section(metrics)
-        body += [section] if section else []
-    if recipe_text:
-        body += ["## Training recipe", "", f"```yaml\n{recipe_text.rstrip()}\n```", ""]
-    content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body).rstrip() + "\n"
-    return ModelCard(content)
-
-
-def _has_tokenizer(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in TOKENIZER_FILES)
+    if adapter:
+        what = f"A LoRA adapter for [`{base_model}`](/{base_model})" if base_model else "A LoRA adapter"
+    elif mathgpt:
+        what = f"MathGPT ({config.get('num_hidden_layers')} layers, width {config.get('hidden_size')}), a small GPT"
+    else:
+        what = "A small GPT"
+    data_note = f" (data: {', '.join(f'`{d}`' for d in datasets)})" if datasets else ""
+    return ModelCard.from_template(
+        data,
+        template_str=MODEL_CARD_TEMPLATE,
+        title=model_name,
+        summary=f"{what} trained with mathalign on verifiable arithmetic problems{data_note}.",
+        adapter=adapter,
+        auto_class="AutoPeftModelForCausalLM" if adapter else "AutoModelForCausalLM",
+        repo_id=repo_id,
+        # An adapter folder without tokenizer files: its users load the base model's tokenizer.
+        tokenizer_repo=repo_id if not adapter or _has_tokenizer(folder) else (base_model or repo_id),
+        trust=", trust_remote_code=True" if remote_code else "",
+        prompt=EXAMPLE_PROMPT,
+        recipe=(recipe_text or "").rstrip(),
+        **_evaluation(metrics),
+    )
 
 
 def _merge_into_user_card(existing: str, generated) -> str:
@@ -445,26 +467,101 @@ def write_model_card(
     run_dir: str | os.PathLike | None = None,
     base_model: str | None = None,
     datasets: list[str] | None = None,
+    license: str | None = None,
 ) -> str:
     """Write the card a push publishes into `folder/README.md` and return its text.
 
     Cards tools wrote on their own (mathalign's, peft's empty template, the card TRL writes with every checkpoint,
     the Trainer's) are regenerated; a README a person wrote keeps its text and only gets its metadata completed
-    (library, tags, base model, datasets).
+    (library, tags, base model, datasets, license).
     """
     folder = Path(folder)
-    generated = build_model_card(folder, repo_id, run_dir=run_dir, base_model=base_model, datasets=datasets)
+    generated = build_model_card(folder, repo_id, run_dir=run_dir, base_model=base_model, datasets=datasets,
+                                 license=license)
     text = str(generated)
     readme = folder / "README.md"
     if readme.is_file():
         existing = readme.read_text()
         if existing.strip() and not any(sign in existing for sign in GENERATED_CARD_SIGNS):
             text = _merge_into_user_card(existing, generated)
-    try:
+    with contextlib.suppress(OSError):  # a read-only folder still gets its card on the Hub (see _as_uploaded)
         readme.write_text(text)
-    except OSError:
-        pass  # a read-only folder still gets its card on the Hub
     return text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Uploading
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def files_to_push(folder: str | os.PathLike) -> list[str]:
+    """The paths (relative, POSIX) a push uploads from `folder`: everything but run clutter.
+
+    The same filter `HfApi.upload_folder` applies with IGNORE_PATTERNS, so this is what a push sends.
+    """
+    from huggingface_hub.utils import filter_repo_objects
+
+    folder = Path(folder)
+    paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return list(filter_repo_objects(paths, ignore_patterns=list(IGNORE_PATTERNS)))
+
+
+@contextlib.contextmanager
+def _as_uploaded(folder: Path, replaced: dict[str, bytes]):
+    """`folder` as the Hub should get it: itself, or, when some files must differ from the local ones (an adapter
+    config that points at the Hub copy of its base, a card the read-only folder could not take), a temporary mirror
+    of links to its files with those replaced. So a push stays one upload_folder commit and the local files stay
+    as they are."""
+    replaced = {p: data for p, data in replaced.items() 
+                if not (folder / p).is_file() or (folder / p).read_bytes() != data}
+    if not replaced:
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="mathalign-push-") as stage:
+        for path in [p for p in files_to_push(folder) if p not in replaced]:
+            (Path(stage) / path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.symlink((folder / path).resolve(), Path(stage) / path)
+            except OSError:  # no symlinks here (Windows without developer mode): a copy
+                shutil.copy2(folder / path, Path(stage) / path)
+        for path, data in replaced.items():
+            (Path(stage) / path).write_bytes(data)
+        yield Path(stage)
+
+
+def _describe_failure(err: Exception, repo_id: str, retry: str) -> HubError:
+    """One line for an exception raised by huggingface_hub/httpx while talking to the Hub."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    chain, cause = [], err
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    http = next((e for e in chain if isinstance(e, HfHubHTTPError) and e.response is not None), None)
+    endpoint = constants.ENDPOINT
+    if http is not None:
+        status = http.response.status_code
+        said = (http.server_message or "").strip().splitlines()
+        said = f" ({said[0]})" if said else ""
+        if status >= 500:
+            return HubError(
+                f"{endpoint} failed while pushing to {repo_id} (HTTP {status}){said}; your local files are kept: "
+                f"retry later with `{retry}` (files already uploaded are skipped)."
+            )
+        return HubError({
+            401: f"{endpoint} rejected the token (401){said}: set HF_TOKEN to a valid token with write access or run "
+                 "`hf auth login`.",
+            403: f"no write access to {repo_id} (403){said}: use a token with write access to its namespace, or your "
+                 "own USER/NAME.",
+            404: f"{repo_id} was not found on {endpoint} (404){said}: check the repo id and that the token can see it.",
+        }.get(status, f"pushing to {repo_id} failed (HTTP {status}){said}: fix the cause, then retry `{retry}`."))
+    if any(isinstance(e, (ConnectionError, TimeoutError)) or re.search("Connect|Timeout", type(e).__name__)
+           for e in chain):
+        return HubError(f"cannot reach {endpoint} ({type(err).__name__}): check your connection or HF_ENDPOINT, "
+                        f"then retry `{retry}`.")
+    first_line = str(err).splitlines()[0] if str(err) else ""
+    return HubError(f"pushing to {repo_id} failed: {type(err).__name__}: {first_line}")
 
 
 def _check_base_on_hub(api, base: str, repo_id: str) -> None:
@@ -484,93 +581,6 @@ def _check_base_on_hub(api, base: str, repo_id: str) -> None:
         )
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Uploading
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _skipped(relative: Path) -> bool:
-    if any(fnmatch.fnmatch(part, pattern) for part in relative.parts[:-1] for pattern in SKIPPED_FOLDERS):
-        return True
-    return any(fnmatch.fnmatch(relative.name, pattern) for pattern in SKIPPED_FILES)
-
-
-def files_to_push(folder: str | os.PathLike) -> list[str]:
-    """The paths (relative, POSIX) a push uploads from `folder`: everything but run clutter and the README."""
-    folder = Path(folder)
-    paths = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_file() and not _skipped(relative) and relative.as_posix() != "README.md":
-            paths.append(relative.as_posix())
-    return paths
-
-
-def _describe_failure(err: Exception, repo_id: str, retry: str) -> HubError:
-    """One line for an exception raised by huggingface_hub/httpx while talking to the Hub."""
-    from huggingface_hub import constants
-    from huggingface_hub.errors import HfHubHTTPError
-
-    chain, cause = [], err
-    while cause is not None and cause not in chain:
-        chain.append(cause)
-        cause = cause.__cause__ or cause.__context__
-    http = next((e for e in chain if isinstance(e, HfHubHTTPError) and e.response is not None), None)
-    endpoint = constants.ENDPOINT
-    if http is not None:
-        status = http.response.status_code
-        said = (http.server_message or "").strip().splitlines()
-        said = f" ({said[0]})" if said else ""
-        if status == 401:
-            return HubError(
-                f"{endpoint} rejected the token (401){said}: set HF_TOKEN to a valid token with write access or "
-                "run `hf auth login`."
-            )
-        if status == 403:
-            return HubError(
-                f"no write access to {repo_id} (403){said}: use a token with write access to its namespace, or "
-                "your own USER/NAME."
-            )
-        if status == 404:
-            return HubError(
-                f"{repo_id} was not found on {endpoint} (404){said}: check the repo id and that the token can see it."
-            )
-        if status >= 500:
-            return HubError(
-                f"{endpoint} failed while pushing to {repo_id} (HTTP {status}){said}; your local files are kept: "
-                f"retry later with `{retry}` (files already uploaded are skipped)."
-            )
-        return HubError(f"pushing to {repo_id} failed (HTTP {status}){said}: fix the cause, then retry `{retry}`.")
-    if any(
-        isinstance(e, (ConnectionError, TimeoutError)) or re.search("Connect|Timeout", type(e).__name__) for e in chain
-    ):
-        return HubError(
-            f"cannot reach {endpoint} ({type(err).__name__}): check your connection or HF_ENDPOINT, "
-            f"then retry `{retry}`."
-        )
-    return HubError(
-        f"pushing to {repo_id} failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-    )
-
-
-def _commit_folder(
-    api, folder: Path, repo_id: str, repo_type: str, private: bool, message: str, extra: dict[str, bytes]
-):
-    """Create the repo if needed and commit `folder` (minus clutter) plus `extra` {path: bytes} in one commit."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-
-    url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
-    local = [p for p in files_to_push(folder) if p not in extra]
-    operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(folder / p)) for p in local]
-    operations += [CommitOperationAdd(path_in_repo=p, path_or_fileobj=data) for p, data in extra.items()]
-    new = set(local) | set(extra)
-    remote = api.list_repo_files(repo_id, repo_type=repo_type)
-    stale = [p for p in remote if p not in new and any(fnmatch.fnmatch(p, w) for w in WEIGHT_PATTERNS)]
-    operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
-    api.create_commit(repo_id, operations=operations, commit_message=message, repo_type=repo_type)
-    return url
-
-
 def push_model(
     model_dir: str | os.PathLike,
     repo_id: str,
@@ -581,6 +591,7 @@ def push_model(
     base_repo_id: str | None = None,
     base_model: str | None = None,
     datasets: list[str] | None = None,
+    license: str | None = None,
 ) -> str:
     """Push a model (or LoRA adapter) folder or training run to the Hub with a model card; returns the repo URL.
 
@@ -590,7 +601,8 @@ def push_model(
         token: defaults to `HF_TOKEN`, then the token `hf auth login` stored.
         commit_message: defaults to "Upload <folder name> with mathalign".
         base_repo_id: for an adapter whose base model is a local folder: where the base lives (or is pushed to).
-        base_model, datasets: card metadata; by default read from the adapter config and the run's recipe.yaml.
+        base_model, datasets, license: card metadata; by default read from the adapter config and the run's
+            recipe.yaml (a MathGPT's license is Apache-2.0).
 
     Raises:
         HubError: bad input (before any network call) or a failed upload (local files kept).
@@ -603,29 +615,25 @@ def push_model(
     check_repo_id(repo_id)
     token = resolve_token(token)
     adapter = (folder / "adapter_config.json").is_file()
-    extra: dict[str, bytes] = {}
+    replaced: dict[str, bytes] = {}  # files the Hub gets with other content than the local ones
     base_id = local_base = None
     if adapter:
         adapter_config, base_id, local_base = _adapter_base(folder, base_repo_id)
         if base_id != adapter_config.get("base_model_name_or_path"):
             # Point the *uploaded* config at the Hub copy of the base; the local file keeps its local path.
-            extra["adapter_config.json"] = (
+            replaced["adapter_config.json"] = (
                 json.dumps({**adapter_config, "base_model_name_or_path": base_id}, indent=2) + "\n"
             ).encode()
         base_model = base_model or base_id
     else:
         _check_model_files(folder)
         if not _has_tokenizer(folder):
-            warnings.warn(
-                f"{folder} has no tokenizer files: the card's usage snippet needs one "
-                f"(tokenizer.save_pretrained({str(folder)!r})).",
-                stacklevel=2,
-            )
+            warnings.warn(f"{folder} has no tokenizer files: the card's usage snippet needs one "
+                          f"(tokenizer.save_pretrained({str(folder)!r})).", stacklevel=2)
     check_online()
 
-    extra["README.md"] = write_model_card(
-        folder, repo_id, run_dir=run_dir, base_model=base_model, datasets=datasets
-    ).encode()
+    card = write_model_card(folder, repo_id, run_dir=run_dir, base_model=base_model, datasets=datasets, license=license)
+    replaced["README.md"] = card.encode()  # differs from the folder's only where the folder could not be written
 
     from huggingface_hub import HfApi
 
@@ -634,12 +642,17 @@ def push_model(
         push_model(local_base, base_repo_id, private=private, token=token)
     elif adapter:
         _check_base_on_hub(api, base_id, repo_id)
-    message = (
-        commit_message
-        or f"Upload {folder.name if folder.name not in ('model', 'final') else run_dir.name} with mathalign"
-    )
+    name = folder.name if folder.name not in MODEL_SUBFOLDERS else run_dir.name
     try:
-        url = _commit_folder(api, folder, repo_id, "model", private, message, extra)
+        url = api.create_repo(repo_id, private=private, exist_ok=True)
+        with _as_uploaded(folder, replaced) as upload:
+            api.upload_folder(
+                repo_id=repo_id,
+                folder_path=upload,
+                commit_message=commit_message or f"Upload {name} with mathalign",
+                ignore_patterns=list(IGNORE_PATTERNS),  # a new list: upload_folder appends its defaults to it
+                delete_patterns=list(WEIGHT_PATTERNS),
+            )
     except Exception as err:  # network/server failures become one actionable line
         raise _describe_failure(err, repo_id, f"mathalign push {run_dir} --repo-id {repo_id}") from err
     return str(url)
@@ -671,22 +684,22 @@ def push_dataset(
 ) -> str:
     """Push a `DatasetDict` (or a `save_to_disk` folder of one) to a Hub dataset repo; returns the repo URL.
 
-    The dataset card is `card`, else the folder's README.md; `push_to_hub` completes its metadata with the
-    features and splits, so `datasets.load_dataset(repo_id)` gives back the same rows and features (ClassLabels
-    included).
+    The dataset card is `card` (a `DatasetCard` or its text), else the folder's README.md. It is committed first;
+    `DatasetDict.push_to_hub` then completes its metadata with the features and splits it uploaded, so
+    `datasets.load_dataset(repo_id)` gives back the same rows and features (ClassLabels included).
 
     >>> push_dataset("data/sft", "me/mathalign-sft")  # doctest: +SKIP
     'https://huggingface.co/datasets/me/mathalign-sft'
     """
     from datasets import Dataset, DatasetDict, load_from_disk
+    from huggingface_hub import DatasetCard, HfApi
 
     source = Path(dataset) if isinstance(dataset, (str, os.PathLike)) else None
     if source is not None:
         _check_saved_dataset(source)
     elif not isinstance(dataset, (Dataset, DatasetDict)):
-        raise HubError(
-            f"push_dataset takes a DatasetDict, a Dataset or a save_to_disk folder, not {type(dataset).__name__}."
-        )
+        raise HubError(f"push_dataset takes a DatasetDict, a Dataset or a save_to_disk folder, not "
+                       f"{type(dataset).__name__}.")
     check_repo_id(repo_id)
     token = resolve_token(token)
     check_online()
@@ -694,38 +707,17 @@ def push_dataset(
         dataset = load_from_disk(str(source))
         if card is None and (source / "README.md").is_file():
             card = (source / "README.md").read_text()
-    card = str(card) if card is not None else None  # a DatasetCard works too
-
-    from huggingface_hub import CommitOperationAdd, HfApi
+    if card is not None and not isinstance(card, DatasetCard):
+        card = DatasetCard(str(card))
 
     api = HfApi(token=token)
     message = commit_message or f"Upload {source.name if source else repo_id.split('/')[-1]} with mathalign"
     retry = f"mathalign push-dataset {source or '<dir>'} --repo-id {repo_id}"
     try:
         url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        if card:
-            # The card goes first: push_to_hub then merges the features/splits metadata into it.
-            api.create_commit(
-                repo_id,
-                operations=[CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode())],
-                commit_message=f"{message} (dataset card)",
-                repo_type="dataset",
-            )
+        if card is not None:  # first, so that push_to_hub merges its features/splits metadata into it
+            card.push_to_hub(repo_id, token=token, repo_type="dataset", commit_message=f"{message} (dataset card)")
         dataset.push_to_hub(repo_id, private=private, token=token, commit_message=message)
     except Exception as err:
         raise _describe_failure(err, repo_id, retry) from err
     return str(url)
-
-
-__all__ = [
-    "HubError",
-    "build_model_card",
-    "check_can_push",
-    "check_repo_id",
-    "files_to_push",
-    "push_dataset",
-    "push_model",
-    "resolve_model_dir",
-    "resolve_token",
-    "write_model_card",
-]

@@ -12,7 +12,7 @@ import re
 import pytest
 import torch
 from datasets import load_from_disk
-from huggingface_hub import ModelCard
+from huggingface_hub import DatasetCard, ModelCard
 from transformers import AutoModelForCausalLM
 
 import mathalign  # noqa: F401  (registers MathGPT with the Auto classes in this process)
@@ -27,7 +27,15 @@ from hub_fixtures import (
     run_python,
 )  # noqa: F401
 from mathalign.cli import main as cli_main
-from mathalign.hub import HubError, push_dataset, push_model, resolve_model_dir, write_model_card
+from mathalign.hub import (
+    HubError,
+    check_repo_id,
+    files_to_push,
+    push_dataset,
+    push_model,
+    resolve_model_dir,
+    write_model_card,
+)
 
 MODEL_REPO = f"{HUB_USER}/tiny-mathgpt"
 ADAPTER_REPO = f"{HUB_USER}/tiny-mathgpt-lora"
@@ -259,12 +267,14 @@ def test_pushed_files_are_the_model_not_the_run_clutter(published, hub_server, r
     assert hub_server.read_file("model", MODEL_REPO, "README.md").decode() == (run_dir / "README.md").read_text()
 
 
-def test_model_card_has_metadata_usage_recipe_and_evaluation(published, hub_server):
-    card = ModelCard(hub_server.read_file("model", MODEL_REPO, "README.md").decode())
-    assert card.data.library_name == "transformers"
+def test_model_card_has_metadata_usage_recipe_and_evaluation(published, run_dir):
+    card = ModelCard.load(run_dir / "README.md")  # the card published (see above), front matter parsed by the Hub's code
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-generation"
+    assert card.data.license == "apache-2.0"  # a MathGPT trained by mathalign
     assert "mathalign" in card.data.tags and "sft" in card.data.tags
     assert card.data.base_model == f"{HUB_USER}/tiny-pretrained"  # from the recipe
     assert card.data.datasets == [DATA_REPO]
+    assert card.data.model_name == "tiny-mathgpt"  # model-index needs the name
     results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert results[("test", "accuracy")] == 0.5 and results[("test_ood", "parse_rate")] == 0.5
     assert f'AutoModelForCausalLM.from_pretrained("{MODEL_REPO}", trust_remote_code=True)' in card.text
@@ -289,9 +299,13 @@ def test_adapter_loads_with_auto_peft_model(downloaded, published, hub_server, a
     assert (adapter_dir / "adapter_config.json").read_text() == published["before"]["adapter_config"]
     card = ModelCard(hub_server.read_file("model", ADAPTER_REPO, "README.md").decode())
     assert card.data.library_name == "peft" and card.data.base_model == MODEL_REPO
+    assert card.data.pipeline_tag == "text-generation" and card.data.license == "apache-2.0"  # a MathGPT base
+    assert {"mathalign", "peft", "lora"} <= set(card.data.tags)
     assert f'AutoPeftModelForCausalLM.from_pretrained("{ADAPTER_REPO}", trust_remote_code=True)' in card.text
     # Pushing the (unchanged) base again made no new commit: initial commit + the run's push.
     assert len(hub_server.repos[("model", MODEL_REPO)].commits) == 2
+    # The adapter went up in one commit, its rewritten config included.
+    assert len(hub_server.repos[("model", ADAPTER_REPO)].commits) == 2
 
 
 def test_dataset_round_trip_keeps_rows_features_and_card(downloaded, hub_server, data_dir):
@@ -302,8 +316,13 @@ def test_dataset_round_trip_keeps_rows_features_and_card(downloaded, hub_server,
         assert back[split].to_list() == original[split].to_list()
     readme = hub_server.read_file("dataset", DATA_REPO, "README.md").decode()
     assert (data_dir / "README.md").read_text().split("---\n", 2)[2] in readme  # the builder's card text, verbatim
-    assert "license: apache-2.0" in readme and "type_counts:" in readme  # its metadata too
-    assert "dataset_info:" in readme and "b_over_x" in readme  # with the features push_to_hub wrote
+    card = DatasetCard(readme)
+    assert card.data.license == "apache-2.0" and "mathalign" in card.data.tags  # the builder's metadata too
+    assert "type_counts" in card.data.mathalign
+    features = {f["name"]: f for f in card.data.dataset_info["features"]}  # as push_to_hub wrote them
+    assert "b_over_x" in features["type"]["dtype"]["class_label"]["names"].values()
+    assert {s["name"] for s in card.data.dataset_info["splits"]} == set(original)
+    assert len(hub_server.repos[("dataset", DATA_REPO)].commits) == 3  # initial, the card, then data + metadata
     assert hub_server.repos[("dataset", DATA_REPO)].private
 
 
@@ -455,3 +474,69 @@ def test_write_model_card_keeps_a_hand_written_readme(tmp_path, tiny_model_dir, 
     text = write_model_card(folder, MODEL_REPO)
     assert (folder / "README.md").read_text() == text
     assert all(p in text for p in present) and not any(a in text for a in absent)
+    data = ModelCard.load(folder / "README.md").data  # front matter the Hub can read, hand-written card included
+    assert data.library_name == "transformers" and data.pipeline_tag == "text-generation"
+    assert "mathalign" in data.tags and data.license == "apache-2.0"
+
+
+LICENSE_CASES = [
+    # A MathGPT trained by mathalign: mathalign's license.
+    ("mathgpt", None, "", "apache-2.0"),
+    # The license a user passes wins.
+    ("mathgpt", "mit", "", "mit"),
+    # Another architecture (a Hub base such as Qwen): its license is unknown, so none is claimed...
+    ("qwen2", None, "", None),
+    # ...unless the recipe names it.
+    ("qwen2", None, "license: other\n", "other"),
+]
+
+
+@pytest.mark.parametrize("model_type, license, recipe, expected", LICENSE_CASES)
+def test_model_card_license(tmp_path, model_type, license, recipe, expected):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
+    (tmp_path / "recipe.yaml").write_text(recipe)
+    write_model_card(tmp_path, MODEL_REPO, license=license)
+    assert ModelCard.load(tmp_path / "README.md").data.license == expected
+
+
+REPO_IDS = [
+    # USER/NAME with the characters the Hub allows.
+    ("me/mathgpt-sft_v1.2", True),
+    # No USER/ part: a push needs the namespace.
+    ("mathgpt", False),
+    # One part too many.
+    ("me/a/b", False),
+    # "--" and ".." are reserved by the Hub.
+    ("me/a--b", False),
+    ("me/a..b", False),
+    # Spaces, a leading "-", ".git" at the end, more than 96 characters.
+    ("me/a b", False),
+    ("me/-ab", False),
+    ("me/model.git", False),
+    ("me/" + "a" * 97, False),
+]
+
+
+@pytest.mark.parametrize("repo_id, valid", REPO_IDS)
+def test_check_repo_id(repo_id, valid):
+    if valid:
+        assert check_repo_id(repo_id) == repo_id
+    else:
+        with pytest.raises(HubError, match="USER/NAME"):
+            check_repo_id(repo_id)
+
+
+def test_files_to_push_leaves_run_clutter_out(tmp_path):
+    pushed = ["README.md", "config.json", "eval/metrics.json", "model.safetensors", "modelling_notes/a.txt"]
+    clutter = ["checkpoint-2/model.safetensors", "runs/events.out.tfevents.1", "training_args.bin", "x/optimizer.pt",
+               "eval/checkpoint-3/config.json", "model/config.json", ".git/HEAD", "logs/train.log"]
+    for path in pushed + clutter:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x")
+    assert files_to_push(tmp_path) == pushed
+
+
+def test_public_names_are_explicit_and_sorted():
+    import mathalign.hub as hub
+
+    assert hub.__all__ == sorted(hub.__all__) and all(callable(getattr(hub, name)) for name in hub.__all__)
