@@ -1,17 +1,29 @@
 """MathGPT behaves like a transformers causal LM: save/load, generate, attention backends, packing, checkpointing."""
 
+import dataclasses
+import importlib.util
+import inspect
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 import mathalign
 from conftest import make_tiny_model
+from mathalign.model.configuration_mathgpt import MathGPTConfigError
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def test_auto_classes_load_a_saved_checkpoint(tiny_model_dir):
@@ -178,17 +190,179 @@ def test_lora_wraps_the_named_layers(tiny_model, target_modules, expected):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"hidden_size": 30, "num_attention_heads": 4}, "divisible by `num_attention_heads`"),  # 30 % 4 != 0
-        ({"position_embedding_type": "alibi"}, "position_embedding_type"),  # unknown position scheme
-        ({"norm_type": "batchnorm"}, "norm_type"),  # unknown norm
-        ({"num_hidden_layers": 0}, "num_hidden_layers"),  # no blocks at all
-        ({"resid_dropout": 1.5}, "resid_dropout"),  # dropout is a probability
-        ({"hidden_size": 36, "num_attention_heads": 4}, "even head_dim"),  # rotary needs pairs of dimensions
+        ({"hidden_size": 30, "num_attention_heads": 4}, "`hidden_size` \\(30\\) must be divisible by"),  # 30 % 4 != 0
+        ({"hidden_size": 36, "num_attention_heads": 4}, "even head_dim"),  # rotary rotates pairs of dimensions: 9
+        ({"num_attention_heads": 0}, "`num_attention_heads` must be a positive integer"),  # checked before dividing
+        ({"num_hidden_layers": -2}, "`num_hidden_layers` must be a positive integer, got -2"),  # negative depth
+        ({"num_hidden_layers": 0}, "`num_hidden_layers` must be a positive integer"),  # no blocks at all
+        ({"vocab_size": 0}, "`vocab_size` must be a positive integer"),  # no tokens
+        ({"intermediate_size": -1}, "`intermediate_size` must be a positive integer"),  # explicit MLP width
+        ({"max_position_embeddings": 0}, "`max_position_embeddings` must be a positive integer"),  # no positions
+        ({"position_embedding_type": "alibi"}, "'position_embedding_type' expected one of"),  # unknown positions
+        ({"norm_type": "batchnorm"}, "'norm_type' expected one of \\('layernorm', 'rmsnorm'\\)"),  # unknown norm
+        ({"hidden_act": "swishy"}, "`hidden_act` must be one of"),  # not an activation transformers knows
+        ({"resid_dropout": 1.5}, "`resid_dropout` must be in \\[0, 1\\)"),  # dropout is a probability...
+        ({"embd_dropout": 1.0}, "`embd_dropout` must be in \\[0, 1\\)"),  # ...that drops less than everything
+        ({"attention_dropout": -0.1}, "`attention_dropout` must be in \\[0, 1\\)"),  # and is not negative
+        ({"layer_norm_eps": 0.0}, "`layer_norm_eps` must be > 0"),  # the norm would divide by zero
+        ({"rope_theta": -1.0}, "`rope_theta` must be > 0"),  # rotary base frequency
+        ({"initializer_range": -0.02}, "`initializer_range` must be >= 0"),  # a standard deviation
+        ({"hidden_size": "128"}, "'hidden_size' expected int, got str"),  # types are checked: a quoted number
+        ({"num_hidden_layers": True}, "'num_hidden_layers' expected int, got bool"),  # a bool is no count
+        ({"bias": "yes"}, "'bias' expected bool"),  # nor a string a flag
+        ({"layer_norm_eps": "1e-5"}, "'layer_norm_eps'"),  # how PyYAML reads 1e-5 (no dot) in a recipe
+        ({"tie_word_embeddings": None}, "'tie_word_embeddings' expected bool"),  # must be said, not left unset
+        ({"auto_map": ["AutoConfig"]}, "'auto_map'"),  # a mapping of auto class -> module.Class
     ],
 )
-def test_bad_configs_raise_clear_errors(overrides, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_configs_raise_clear_errors_naming_the_key(overrides, message):
+    with pytest.raises(ValueError, match=message) as raised:
         mathalign.MathGPTConfig(**overrides)
+    # One error type: a ValueError (the CLI prints it as one line), a strict-dataclass error (as transformers 5).
+    assert isinstance(raised.value, MathGPTConfigError) and isinstance(raised.value, StrictDataclassError)
+    assert str(raised.value).startswith("MathGPTConfig: ") and "\n" not in str(raised.value)
+
+
+def test_config_accepts_what_the_old_one_did(legacy_code):
+    # Every keyword of the old __init__ is a typed field with the same default.
+    parameters = inspect.signature(legacy_code.MathGPTConfig.__init__).parameters
+    old_defaults = {name: p.default for name, p in parameters.items() if name not in ("self", "kwargs")}
+    new_defaults = {f.name: f.default for f in dataclasses.fields(mathalign.MathGPTConfig) if f.name in old_defaults}
+    assert new_defaults == old_defaults
+    for overrides in (
+        {},  # the defaults
+        {"rope_theta": 500000, "embd_dropout": 0, "layer_norm_eps": 1},  # integers where floats are declared
+        {"hidden_size": 36, "num_attention_heads": 4, "position_embedding_type": "learned"},  # odd head_dim, no rope
+        {"eos_token_id": [2, 3], "pad_token_id": 0, "intermediate_size": 100, "hidden_act": "relu"},
+    ):
+        new, old = mathalign.MathGPTConfig(**overrides), legacy_code.MathGPTConfig(**overrides)
+        assert mathgpt_keys(new.to_diff_dict()) == mathgpt_keys(old.to_diff_dict()), overrides
+    # intermediate_size None means 4 * hidden_size, resolved when the config is made (and saved so).
+    assert mathalign.MathGPTConfig(hidden_size=64).intermediate_size == 256
+    # auto_map is each instance's own dict (TRL reads config.auto_map; register_for_auto_class writes into it).
+    first, second = mathalign.MathGPTConfig(), mathalign.MathGPTConfig()
+    assert vars(first)["auto_map"] == {} and first.auto_map is not second.auto_map
+
+
+def test_changed_configs_are_validated_again(tmp_path):
+    config = mathalign.MathGPTConfig()
+    with pytest.raises(StrictDataclassError, match="'hidden_size' expected int"):
+        config.hidden_size = "256"  # types are checked on every assignment
+    config.num_attention_heads = 3  # values that only clash with another key are checked by validate()...
+    with pytest.raises(StrictDataclassError, match="`num_attention_heads` \\(3\\)"):
+        config.validate()
+    with pytest.raises(StrictDataclassError, match="`num_attention_heads` \\(3\\)"):
+        config.save_pretrained(tmp_path)  # ...which save_pretrained runs before writing
+    assert not (tmp_path / "config.json").exists()
+
+
+# --- checkpoints written by the config before it was a dataclass (tests/fixtures/make_legacy_mathgpt.py) -------------
+
+LEGACY = {name: FIXTURES / name for name in ("legacy-mathgpt-rope", "legacy-mathgpt-learned")}
+CODE_FILES = ("configuration_mathgpt.py", "modeling_mathgpt.py")
+
+
+def mathgpt_keys(config_dict: dict) -> dict:
+    """A config's keys as config.json holds them, but the transformers version that wrote it."""
+    return {k: v for k, v in config_dict.items() if k != "transformers_version"}
+
+
+def logits_of(model, expected) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(input_ids=expected["input_ids"], attention_mask=expected["attention_mask"]).logits
+
+
+@pytest.fixture(scope="session")
+def legacy_code(tmp_path_factory):
+    """The MathGPT code that wrote the legacy checkpoints (shipped in them), imported as a package of its own."""
+    package = tmp_path_factory.mktemp("legacy") / "mathgpt_legacy_code"
+    package.mkdir()
+    for name in CODE_FILES:
+        shutil.copy(LEGACY["legacy-mathgpt-rope"] / name, package / name)
+    (package / "__init__.py").write_text("")
+    source = (package / "configuration_mathgpt.py").read_text()
+    assert "def __init__(" in source and "@strict" not in source, "the fixture should hold the old config code"
+    spec = importlib.util.spec_from_file_location(package.name, package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
+    sys.modules[package.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sys.modules[package.name])
+    config = importlib.import_module(f"{package.name}.configuration_mathgpt")
+    modeling = importlib.import_module(f"{package.name}.modeling_mathgpt")
+    yield SimpleNamespace(MathGPTConfig=config.MathGPTConfig, MathGPTForCausalLM=modeling.MathGPTForCausalLM)
+    for name in [n for n in sys.modules if n.split(".")[0] == package.name]:
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize("name", LEGACY)
+def test_legacy_checkpoint_loads_with_the_same_config_and_logits(name, tmp_path):
+    path = LEGACY[name]
+    expected = load_file(path / "expected.safetensors")  # what the old code computed when it saved the checkpoint
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert isinstance(model, mathalign.MathGPTForCausalLM) and isinstance(model.config, mathalign.MathGPTConfig)
+    saved = json.loads((path / "config.json").read_text())
+    assert mathgpt_keys(model.config.to_diff_dict()) == mathgpt_keys(saved)  # every key read back as it was
+    tied = model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    assert tied is saved["tie_word_embeddings"]  # True in one fixture, False in the other
+    torch.testing.assert_close(logits_of(model, expected), expected["logits"], rtol=1e-4, atol=1e-5)
+    generated = model.generate(input_ids=expected["input_ids"], attention_mask=expected["attention_mask"],
+                               max_new_tokens=6, do_sample=False, pad_token_id=saved["pad_token_id"])
+    assert torch.equal(generated, expected["generated"])
+    # Saved again by today's code, config.json says the same thing.
+    model.save_pretrained(tmp_path)
+    assert mathgpt_keys(json.loads((tmp_path / "config.json").read_text())) == mathgpt_keys(saved)
+
+
+@pytest.mark.parametrize("name", LEGACY)
+def test_old_and_new_code_read_each_others_checkpoints_exactly(name, legacy_code, tmp_path):
+    path = LEGACY[name]
+    expected = load_file(path / "expected.safetensors")
+    old = legacy_code.MathGPTForCausalLM.from_pretrained(path)
+    new = mathalign.MathGPTForCausalLM.from_pretrained(path)
+    torch.testing.assert_close(logits_of(new, expected), logits_of(old, expected), rtol=0, atol=0)
+    # A checkpoint written by today's code, read by the old code: the same keys, the same logits.
+    new.save_pretrained(tmp_path)
+    assert mathgpt_keys(legacy_code.MathGPTConfig.from_pretrained(tmp_path).to_diff_dict()) == mathgpt_keys(
+        new.config.to_diff_dict())
+    reread = legacy_code.MathGPTForCausalLM.from_pretrained(tmp_path)
+    torch.testing.assert_close(logits_of(reread, expected), logits_of(old, expected), rtol=0, atol=0)
+
+
+def test_remote_code_reads_legacy_and_new_checkpoints_without_mathalign(tmp_path):
+    # As a user without mathalign would: today's shipped code on an old config.json, and the old shipped code
+    # (what earlier checkpoints carry) on a config.json written today. Each must give the old code's logits.
+    dirs = {}
+    for name, path in LEGACY.items():
+        dirs[f"{name}, new code"] = shutil.copytree(path, tmp_path / f"{name}-new-code")
+        for code in CODE_FILES:
+            shutil.copy(Path(mathalign.model.__file__).parent / code, dirs[f"{name}, new code"] / code)
+        dirs[f"{name}, old code"] = tmp_path / f"{name}-old-code"
+        AutoModelForCausalLM.from_pretrained(path).save_pretrained(dirs[f"{name}, old code"])
+        for file in (*CODE_FILES, "expected.safetensors"):
+            shutil.copy(path / file, dirs[f"{name}, old code"] / file)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["mathalign"] = None  # importing mathalign now fails: only the shipped code can be used
+        import json, torch
+        from safetensors.torch import load_file, save_file
+        from transformers import AutoModelForCausalLM
+        logits, dataclass_config = {{}}, {{}}
+        for name, path in {json.dumps({k: str(v) for k, v in dirs.items()})}.items():
+            expected = load_file(path + "/expected.safetensors")
+            model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True).eval()
+            dataclass_config[name] = hasattr(type(model.config), "validate_scales")  # today's config class
+            with torch.no_grad():
+                logits[name] = model(input_ids=expected["input_ids"], attention_mask=expected["attention_mask"]).logits
+        save_file(logits, {str(tmp_path / "logits.safetensors")!r})
+        print(json.dumps(dataclass_config))
+    """)
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd="/", env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {name: name.endswith("new code") for name in dirs}
+    logits = load_file(tmp_path / "logits.safetensors")
+    for name, path in dirs.items():
+        expected = load_file(path / "expected.safetensors")
+        torch.testing.assert_close(logits[name], expected["logits"], rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_learned_positions_beyond_the_table_raise_a_clear_error(tiny_tokenizer):

@@ -1,20 +1,59 @@
 """MathGPT configuration.
 
+A transformers 5 config: typed dataclass fields with their defaults, checked by huggingface_hub's `@strict` (types on
+every assignment, the `validate_*` methods after `__init__` and again by `save_pretrained`).
+
 Self-contained on purpose: `save_pretrained` copies this file next to the weights so that a process without
 mathalign installed can load a checkpoint with `trust_remote_code=True`. Import nothing from mathalign here.
 """
 
-from transformers import PretrainedConfig
+from functools import wraps
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassError
+from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
 
 POSITION_EMBEDDING_TYPES = ("rope", "learned")
 NORM_TYPES = ("layernorm", "rmsnorm")
 
 
-class MathGPTConfig(PretrainedConfig):
+class MathGPTConfigError(StrictDataclassError, ValueError):
+    """A value a MathGPT cannot be built with; the message names the key.
+
+    A `ValueError`, as before configs were dataclasses (command lines print those as one line), and a
+    `StrictDataclassError`, as transformers 5 configs raise.
+    """
+
+
+def _errors_name_the_key(cls):
+    """Let the construction of `cls` raise one `MathGPTConfigError` saying which key is wrong, and why.
+
+    `@strict` wraps what a field check or a `validate_*` method raises into its own error types, which are not
+    `ValueError`s; the wrapped error's cause is the message written for that key.
+    """
+    strict_init = cls.__init__
+
+    @wraps(strict_init)
+    def __init__(self, *args, **kwargs):
+        try:
+            strict_init(self, *args, **kwargs)
+        except StrictDataclassError as err:
+            raise MathGPTConfigError(f"{cls.__name__}: {err.__cause__ or err}") from err
+
+    cls.__init__ = __init__
+    return cls
+
+
+@_errors_name_the_key
+@strict
+class MathGPTConfig(PreTrainedConfig):
     r"""
     Configuration of a [`MathGPTForCausalLM`]: a small pre-norm GPT in the style of nanoGPT.
 
-    Defaults give a ~0.45M-parameter model that learns two-digit arithmetic in minutes on a laptop CPU.
+    Defaults give a ~0.45M-parameter model that learns two-digit arithmetic in minutes on a laptop CPU. Keyword
+    arguments only; a bad value raises `MathGPTConfigError` (a `ValueError`) naming the key.
 
     ```python
     >>> from mathalign import MathGPTConfig, MathGPTForCausalLM
@@ -26,60 +65,36 @@ class MathGPTConfig(PretrainedConfig):
     model_type = "mathgpt"
     keys_to_ignore_at_inference = ["past_key_values"]
 
-    def __init__(
-        self,
-        vocab_size: int = 512,  # a BPE vocab over arithmetic text; digits stay single tokens
-        hidden_size: int = 128,  # residual stream width (nanoGPT's n_embd)
-        num_hidden_layers: int = 2,  # transformer blocks (n_layer)
-        num_attention_heads: int = 4,  # heads per block (n_head); must divide hidden_size
-        intermediate_size: int | None = None,  # MLP width; None -> 4 * hidden_size as in GPT-2
-        hidden_act: str = "gelu",  # nanoGPT uses exact GELU
-        max_position_embeddings: int = 256,  # longest sequence; also the size of the learned position table
-        position_embedding_type: str = "rope",  # "rope" (rotary, default) or "learned" (GPT-2/nanoGPT absolute)
-        rope_theta: float = 10000.0,  # rotary base frequency
-        norm_type: str = "layernorm",  # "layernorm" (nanoGPT) or "rmsnorm"
-        layer_norm_eps: float = 1e-5,
-        bias: bool = False,  # biases in Linear and LayerNorm layers (nanoGPT's `bias`)
-        embd_dropout: float = 0.0,  # dropout after the embeddings
-        attention_dropout: float = 0.0,  # dropout on attention probabilities
-        resid_dropout: float = 0.0,  # dropout on the attention and MLP outputs
-        initializer_range: float = 0.02,
-        use_cache: bool = True,
-        tie_word_embeddings: bool = True,  # lm_head shares the token embedding (nanoGPT does too)
-        pad_token_id: int | None = None,
-        bos_token_id: int | None = None,
-        eos_token_id: int | None = None,
-        auto_map: dict | None = None,
-        **kwargs,
-    ):
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size if intermediate_size is not None else 4 * hidden_size
-        self.hidden_act = hidden_act
-        self.max_position_embeddings = max_position_embeddings
-        self.position_embedding_type = position_embedding_type
-        self.rope_theta = rope_theta
-        self.norm_type = norm_type
-        self.layer_norm_eps = layer_norm_eps
-        self.bias = bias
-        self.embd_dropout = embd_dropout
-        self.attention_dropout = attention_dropout
-        self.resid_dropout = resid_dropout
-        self.initializer_range = initializer_range
-        self.use_cache = use_cache
-        # An *instance* attribute: TRL reloads reference models by path and reads config.auto_map; a class
-        # attribute would break `register_for_auto_class`.
-        self.auto_map = dict(auto_map or {})
-        self._validate_mathgpt()
-        super().__init__(
-            pad_token_id=pad_token_id,
-            bos_token_id=bos_token_id,
-            eos_token_id=eos_token_id,
-            tie_word_embeddings=tie_word_embeddings,
-            **kwargs,
-        )
+    vocab_size: int = 512  # a BPE vocab over arithmetic text; digits stay single tokens
+    hidden_size: int = 128  # residual stream width (nanoGPT's n_embd)
+    num_hidden_layers: int = 2  # transformer blocks (n_layer)
+    num_attention_heads: int = 4  # heads per block (n_head); must divide hidden_size
+    intermediate_size: int | None = None  # MLP width; None -> 4 * hidden_size as in GPT-2
+    hidden_act: str = "gelu"  # a key of transformers' ACT2FN; nanoGPT uses exact GELU
+    max_position_embeddings: int = 256  # longest sequence; also the size of the learned position table
+    position_embedding_type: Literal[POSITION_EMBEDDING_TYPES] = "rope"  # rotary, or GPT-2/nanoGPT absolute
+    rope_theta: float | int = 10000.0  # rotary base frequency
+    norm_type: Literal[NORM_TYPES] = "layernorm"  # LayerNorm as nanoGPT, or RMSNorm
+    layer_norm_eps: float | int = 1e-5  # epsilon of either norm
+    bias: bool = False  # biases in Linear and LayerNorm layers (nanoGPT's `bias`)
+    embd_dropout: float | int = 0.0  # dropout after the embeddings
+    attention_dropout: float | int = 0.0  # dropout on attention probabilities
+    resid_dropout: float | int = 0.0  # dropout on the attention and MLP outputs
+    initializer_range: float | int = 0.02  # std of the normal initialisation
+    use_cache: bool = True  # return past_key_values (generation)
+    tie_word_embeddings: bool = True  # lm_head shares the token embedding (nanoGPT does too)
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | list[int] | None = None
+    # Always a dict on the *instance* (see __post_init__): TRL reloads reference models by path and reads
+    # config.auto_map; a class-level dict would be shared by every config and break `register_for_auto_class`.
+    auto_map: dict | None = None
+
+    def __post_init__(self, **kwargs):
+        if self.intermediate_size is None:
+            self.intermediate_size = 4 * self.hidden_size
+        self.auto_map = dict(self.auto_map or {})
+        super().__post_init__(**kwargs)
 
     @property
     def head_dim(self) -> int:
@@ -90,33 +105,39 @@ class MathGPTConfig(PretrainedConfig):
         # Plain multi-head attention; the property lets DynamicCache and generation utilities size things.
         return self.num_attention_heads
 
-    def _validate_mathgpt(self):
-        def positive_int(name):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"MathGPTConfig: `{name}` must be a positive integer, got {value!r}.")
-
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings"):
-            positive_int(name)
+    def validate_architecture(self):
+        """Part of `@strict` validation: sizes a model can be built with."""
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)!r}.")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
-                f"MathGPTConfig: `hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
+                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
                 f"({self.num_attention_heads}); e.g. hidden_size={self.num_attention_heads * 32}."
             )
-        if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
-            raise ValueError(
-                f"MathGPTConfig: `position_embedding_type` must be one of {POSITION_EMBEDDING_TYPES}, "
-                f"got {self.position_embedding_type!r}."
-            )
         if self.position_embedding_type == "rope" and self.head_dim % 2:
-            raise ValueError(f"MathGPTConfig: rotary embeddings need an even head_dim, got {self.head_dim}.")
-        if self.norm_type not in NORM_TYPES:
-            raise ValueError(f"MathGPTConfig: `norm_type` must be one of {NORM_TYPES}, got {self.norm_type!r}.")
+            raise ValueError(
+                f"rotary embeddings need an even head_dim (`hidden_size` / `num_attention_heads`), got "
+                f"{self.hidden_size} / {self.num_attention_heads} = {self.head_dim}."
+            )
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(f"`hidden_act` must be one of {sorted(ACT2FN)}, got {self.hidden_act!r}.")
+        super().validate_architecture()  # after the checks above: it reads head_dim
+
+    def validate_dropout(self):
+        """Part of `@strict` validation: dropout rates are probabilities below one."""
         for name in ("embd_dropout", "attention_dropout", "resid_dropout"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"MathGPTConfig: `{name}` must be in [0, 1), got {value!r}.")
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)!r}.")
+
+    def validate_scales(self):
+        """Part of `@strict` validation: the norm epsilon, rotary base and init std."""
+        for name in ("layer_norm_eps", "rope_theta"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
+        if not self.initializer_range >= 0:
+            raise ValueError(f"`initializer_range` must be >= 0, got {self.initializer_range!r}.")
 
 
-__all__ = ["MathGPTConfig"]
+__all__ = ["MathGPTConfig", "MathGPTConfigError"]
