@@ -16,7 +16,9 @@ problems. How it keeps its promises:
   of it (`train_caps`), so the prompts after a train_offset still hold every shape instead of what the first train
   segment left over.
 - Impossible requests fail before any work: a split asking for more problems of a type than exist (the family
-  counts them) raises a ValueError naming the sizes.
+  counts them) raises a ValueError naming the sizes, and so does a build of more than MAX_ROWS rows (100 million,
+  train_offset included) or of more rows than this machine's memory could hold while building (at least
+  BYTES_PER_ROW, 1 KB, a row: a 1,000,000-row build peaks at 1.1-1.6 GB).
 - Byte-identical outputs: same options and seed, same rows, same Arrow files, same fingerprints, same card.
 """
 
@@ -28,6 +30,7 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import random
 import shlex
 import sys
@@ -53,6 +56,8 @@ SAMPLING_ORDER = ("test", "validation", "train", "test_ood")
 IN_DISTRIBUTION = ("test", "validation", "train")
 SIZE_FIELDS = {split: f"num_{split}" for split in SPLITS}
 PROGRESS_MIN_ROWS = 50_000  # smaller builds finish before a progress bar says anything useful
+MAX_ROWS = 100_000_000  # rows (train_offset included) one build may draw: ~100 GB of memory, hours of drawing
+BYTES_PER_ROW = 1_000  # the least memory a row takes while building (measured: 1.1-1.6 KB)
 
 
 @dataclass
@@ -63,10 +68,11 @@ class BuildOptions:
                                    nargs="+")
     task_weights: tuple[float, ...] | None = option(None, "share of each family, in --task order (default: even)",
                                                     nargs="+", type=float)
-    num_train: int = option(10_000, "rows in the train split")
+    num_train: int = option(10_000, f"rows in the train split (a build holds at most {MAX_ROWS:,} rows)")
     num_validation: int = option(500, "rows in the validation split (0: no such split)")
     num_test: int = option(1_000, "rows in the test split (0: no such split)")
-    num_test_ood: int = option(500, "rows in test_ood: longer operands / deeper expressions than training")
+    num_test_ood: int = option(500, "rows in test_ood: longer operands / deeper expressions than training (needs "
+                                    "0 when training already uses the largest: --max-digits 18)")
     seed: int = option(0, "random seed; the same options and seed give byte-identical datasets")
     train_offset: int = option(0, "leave out the train problems that a build with num_train=N (same seed and "
                                   "spec) holds, so a later stage trains on prompts an earlier one never saw")
@@ -93,7 +99,8 @@ class BuildOptions:
             raise ValueError(f"task lists a family twice: {self.task}")
         if self.task_weights is not None:
             self.task_weights = tuple(float(w) for w in self.task_weights)
-            if len(self.task_weights) != len(self.task) or min(self.task_weights) < 0 or sum(self.task_weights) <= 0:
+            if (len(self.task_weights) != len(self.task) or not all(0 <= w < math.inf for w in self.task_weights)
+                    or sum(self.task_weights) <= 0):
                 raise ValueError(f"task_weights needs one non-negative weight per task {self.task}, "
                                  f"got {self.task_weights}")
         for split, name in SIZE_FIELDS.items():
@@ -106,6 +113,8 @@ class BuildOptions:
             raise ValueError(f"train_by_shape must be true or false, got {self.train_by_shape!r}")
         if not any(self.sizes.values()):
             raise ValueError("every split size is 0: nothing to build")
+        offset = self.train_offset if self.num_train else 0  # the rows train_offset leaves out are drawn too
+        check_row_count(sum(self.sizes.values()) + offset, offset)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -115,6 +124,39 @@ class BuildOptions:
     def family_weights(self) -> dict[str, float]:
         weights = self.task_weights or (1.0,) * len(self.task)
         return {name: w / sum(weights) for name, w in zip(self.task, weights)}
+
+
+def check_row_count(rows: int, train_offset: int = 0) -> None:
+    """Refuse, before any work, a build of more than MAX_ROWS rows or of more rows than this machine's memory could
+    hold while building (BYTES_PER_ROW each); `rows` counts the train_offset rows, which are drawn again."""
+    sizes = "num_train + num_validation + num_test + num_test_ood" + (" + train_offset" if train_offset else "")
+    if rows > MAX_ROWS:
+        raise ValueError(f"{sizes} = {rows:,} rows, more than the {MAX_ROWS:,} one build may hold (each takes about "
+                         f"{BYTES_PER_ROW:,} bytes of memory while building); ask for fewer rows")
+    memory = memory_limit_bytes()
+    if memory is not None and rows * BYTES_PER_ROW > memory:
+        raise ValueError(f"{sizes} = {rows:,} rows need at least {rows * BYTES_PER_ROW / 1e9:,.1f} GB of memory while "
+                         f"building ({BYTES_PER_ROW:,} bytes a row), more than this machine's {memory / 1e9:,.1f} GB; "
+                         f"ask for at most {memory // BYTES_PER_ROW:,} rows")
+
+
+def memory_limit_bytes() -> int | None:
+    """The memory this process could ever use: the machine's RAM, or a smaller cgroup (container) limit; None when
+    unknown."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit():
+            limits.append(int(value))
+    limits = [limit for limit in limits if limit > 0]
+    return min(limits) if limits else None
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import filecmp
 import json
 import math
 import shlex
+import time
 
 import pytest
 import yaml
@@ -221,11 +222,55 @@ def test_train_offset_counts_towards_the_problems_available():
         (dict(max_depth=3), "not in task"),  # an expressions option without expressions
         (dict(colour="red"), "unknown option 'colour'"),  # typo
         (dict(task_weights=(1, 2)), "task_weights"),  # one weight per family
+        (dict(task_weights=(math.nan,)), "task_weights"),
+        # the largest operands have no longer ones for test_ood: said before drawing (was "min_digits ... got 19")
+        (dict(max_digits=18), r"max_digits \+ 1 = 19 digits, more than the 18 allowed: with max_digits=18 pass "
+                              r"num_test_ood=0 \(--num-test-ood 0\)"),
+        (dict(task="expressions", max_depth=64), r"depth max_depth \+ 1 = 65 .* pass num_test_ood=0"),
+        # sizes no machine holds: refused at once (10**13 rows of 18-digit operands ran into MemoryError)
+        (dict(max_digits=18, num_test_ood=0, num_train=10**13),
+         r"= 10,000,000,000,036 rows, more than the 100,000,000 one build may hold"),
+        (dict(max_digits=18, num_test_ood=0, num_train=90_000_000, train_offset=20_000_000),
+         r"num_train \+ num_validation \+ num_test \+ num_test_ood \+ train_offset = 110,000,036 rows"),
+        # expression specs that never finish or cannot be checked
+        (dict(task="expressions", max_depth=10**6), r"max_depth must be an integer in \[1, 64\]"),
+        (dict(task="expressions", num_operands=(2, 10**5), max_depth=60), "at most 64 numbers per expression"),
+        (dict(task="expressions", num_range=(1, 10**30), max_abs_value=10**40),
+         r"max_abs_value must be at most 10\*\*18"),  # 31-digit answers: rows no verifier would accept
     ],
 )
 def test_impossible_requests_fail_clearly(options, message):
+    start = time.perf_counter()
     with pytest.raises(ValueError, match=message):
         data_builders.get_builder("sft").build(**{**TINY, **options})
+    assert time.perf_counter() - start < 5  # before any drawing
+
+
+def test_builds_larger_than_memory_are_refused(monkeypatch):
+    monkeypatch.setattr(core, "memory_limit_bytes", lambda: 2 * 10**9)  # a 2 GB machine
+    with pytest.raises(ValueError, match=r"= 2,002,000 rows need at least 2.0 GB of memory while building \(1,000 "
+                                         r"bytes a row\), more than this machine's 2.0 GB; ask for at most "
+                                         r"2,000,000 rows"):
+        data_builders.get_builder("sft").build(num_train=2_000_000, max_digits=6)
+    monkeypatch.undo()
+    assert core.memory_limit_bytes() is None or core.memory_limit_bytes() > 10**8  # the real one reads the machine
+
+
+def test_the_largest_operands_build_without_test_ood(tmp_path, capsys):
+    from mathalign.cli import main
+
+    out = tmp_path / "sft"
+    argv = ["data", "build", "sft", "--out", str(out), "--max-digits", "18", "--num-train", "50",
+            "--num-validation", "0", "--num-test", "10"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pass num_test_ood=0 (--num-test-ood 0)" in err and err.count("\n") == 1 and not out.exists()
+    assert main([*argv, "--num-test-ood", "0"]) == 0
+    data, task = load_from_disk(str(out)), get_task("arithmetic")
+    assert set(data) == {"train", "test"} and max(len(a) for a in data["train"]["answer"]) > 20
+    assert all(task.check(row["completion"], row["answer"]) for row in data["train"])
+    parser = data_builders.get_builder("sft").make_parser()
+    assert "so at 18 it needs --num-test-ood 0" in " ".join(parser.format_help().split())
 
 
 def test_preference_negatives_are_never_correct_and_every_kind_appears(mixed):

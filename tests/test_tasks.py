@@ -429,11 +429,27 @@ def test_verifiers_never_raise(text):
         ("expressions", {"operators": ("/",)}, "besides /"),  # division alone cannot always be exact
         ("expressions", {"invalid_rate": -0.1}, "invalid_rate"),  # not a probability
         ("expressions", {"invalid_kinds": ("typo",)}, "invalid_kinds"),  # unknown kind
+        ("arithmetic", {"types": {"a_plus_b": math.inf}}, "finite weights"),
+        ("arithmetic", {"max_digits": 19}, r"max_digits must be an integer in \[1, 18\]"),
+        ("expressions", {"max_depth": 65}, r"max_depth must be an integer in \[1, 64\]"),  # 2**10**9 hung
+        ("expressions", {"num_operands": (2, 65)}, "at most 64 numbers"),  # quadratic completions, slow counts
+        ("expressions", {"max_abs_value": 10**19}, r"at most 10\*\*18"),  # answers longer than a verifier reads
     ],
 )
 def test_spec_validation(family, options, message):
     with pytest.raises(ValueError, match=message):
         get_task(family).make_spec(**options)
+
+
+def test_ood_specs_stop_at_the_largest_spec():
+    assert ArithmeticSpec(max_digits=17).ood().max_digits == 18
+    with pytest.raises(ValueError, match=r"max_digits \+ 1 = 19 digits, more than the 18 allowed: with "
+                                         r"max_digits=18 pass num_test_ood=0 \(--num-test-ood 0\)"):
+        ArithmeticSpec(max_digits=18).ood()
+    assert EXPRESSIONS.make_spec(max_depth=63, num_operands=(2, 62)).ood().num_operands == (63, 64)
+    for options in ({"max_depth": 64}, {"max_depth": 63, "num_operands": (2, 63)}):
+        with pytest.raises(ValueError, match="pass num_test_ood=0"):
+            EXPRESSIONS.make_spec(**options).ood()
 
 
 @pytest.mark.parametrize("allow_negative", [False, True])

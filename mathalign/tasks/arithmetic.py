@@ -28,6 +28,7 @@ same problem, and so are `x+4=10, x=?` and `4+x=10, x=?`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -59,7 +60,8 @@ class ArithmeticSpec:
     """What problems to draw. Every field is validated on construction; errors name the field."""
 
     min_digits: int = option(1, "fewest digits per operand (1-digit numbers include 0)")
-    max_digits: int = option(2, "most digits per operand; test_ood uses max_digits + 1")
+    max_digits: int = option(2, f"most digits per operand, at most {MAX_DIGITS}; test_ood uses max_digits + 1, "
+                             f"so at {MAX_DIGITS} it needs --num-test-ood 0")
     types: tuple[str, ...] | dict[str, float] = option(
         tuple(TYPES), f"problem types, drawn evenly, or weighted as type=weight; any of {', '.join(TYPES)}", nargs="+"
     )
@@ -91,8 +93,9 @@ class ArithmeticSpec:
         unknown = [t for t in weights if t not in TYPES]
         if unknown:
             raise ValueError(f"unknown arithmetic types {unknown} in types; valid types: {TYPES}")
-        if any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-            raise ValueError(f"types needs at least one type with a positive weight, got {self.types!r}")
+        if (any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
+                for w in weights.values()) or sum(weights.values()) <= 0):
+            raise ValueError(f"types needs finite weights >= 0 and at least one positive weight, got {self.types!r}")
         if self.answer_style not in ANSWER_STYLES:
             raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {self.answer_style!r}")
         if not 0.0 <= float(self.spacing_variants) <= 1.0:
@@ -114,7 +117,14 @@ class ArithmeticSpec:
         return out
 
     def ood(self) -> "ArithmeticSpec":
-        """The out-of-distribution spec: every operand one digit longer than anything seen in training."""
+        """The out-of-distribution spec: every operand one digit longer than anything seen in training.
+
+        At max_digits=MAX_DIGITS there is no such spec: a ValueError says to build without test_ood."""
+        if self.max_digits >= MAX_DIGITS:
+            raise ValueError(
+                f"test_ood draws operands of max_digits + 1 = {self.max_digits + 1} digits, more than the "
+                f"{MAX_DIGITS} allowed: with max_digits={self.max_digits} pass num_test_ood=0 (--num-test-ood 0), "
+                f"or lower max_digits")
         return dataclasses.replace(self, min_digits=self.max_digits + 1, max_digits=self.max_digits + 1)
 
 

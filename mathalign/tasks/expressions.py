@@ -33,6 +33,11 @@ PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 PROMPT_PREFIX = "Evaluate: "
 ERROR = "ERROR"
 MAX_ABS_VALUE = 10**6  # intermediate results beyond this are rejected when generating and are errors when parsing
+# The largest specs (test_ood included): longer expressions only make quadratic completions (every step rewrites
+# the expression) and slow counts, larger values answers longer than a verifier reads (40 characters).
+MAX_DEPTH = 64
+MAX_OPERANDS = 64
+MAX_ABS_VALUE_LIMIT = 10**18
 _ERROR_TEXT = {
     "unbalanced_parens": "unbalanced parentheses",
     "dangling_operator": "dangling operator",
@@ -55,25 +60,31 @@ class ExpressionError(ValueError):
 class ExpressionsSpec:
     """What expressions to draw. Every field is validated on construction; errors name the field."""
 
-    max_depth: int = option(4, "most nested operations (`5 + (10 - 3)` has depth 2); test_ood uses max_depth + 1")
+    max_depth: int = option(4, f"most nested operations (`5 + (10 - 3)` has depth 2), at most {MAX_DEPTH}; test_ood "
+                                 "uses max_depth + 1")
     num_range: tuple[int, int] = option((1, 20), "smallest and largest number in an expression", nargs=2)
     num_operands: tuple[int, int] = option((2, 5), "fewest and most numbers per expression (the most is capped "
-                                           "at 2**max_depth)", nargs=2)
+                                           f"at 2**max_depth), at most {MAX_OPERANDS}; test_ood uses the most + 1 "
+                                           "and + 2", nargs=2)
     operators: tuple[str, ...] = option(("+", "-"), "operators to use, any of + - '*' / (division is always "
                                         "exact)", nargs="+")
     invalid_rate: float = option(0.05, "share of malformed expressions whose answer is ERROR")
     invalid_kinds: tuple[str, ...] | None = option(None, "malformed kinds to draw (default: all; division_by_zero "
                                                    f"only when / is an operator): {', '.join(INVALID_KINDS)}",
                                                    nargs="+")
-    max_abs_value: int = option(MAX_ABS_VALUE, "bound on every intermediate value (larger draws are redrawn)")
+    max_abs_value: int = option(MAX_ABS_VALUE, "bound on every intermediate value (larger draws are redrawn), "
+                                "at most 10**18")
 
     def __post_init__(self):
-        if not _is_int(self.max_depth) or self.max_depth < 1:
-            raise ValueError(f"max_depth must be an integer >= 1, got {self.max_depth!r}")
+        if not _is_int(self.max_depth) or not 1 <= self.max_depth <= MAX_DEPTH:
+            raise ValueError(f"max_depth must be an integer in [1, {MAX_DEPTH}], got {self.max_depth!r}")
         self.num_range = _int_range("num_range", self.num_range)
         self.num_operands = _int_range("num_operands", self.num_operands)
         if self.num_operands[0] < 2:
             raise ValueError(f"num_operands must start at 2 or more (one operation at least), got {self.num_operands}")
+        if self.num_operands[1] > MAX_OPERANDS:
+            raise ValueError(f"num_operands allows at most {MAX_OPERANDS} numbers per expression, got "
+                             f"{self.num_operands}")
         if self.num_operands[0] > 2**self.max_depth:
             raise ValueError(
                 f"num_operands {self.num_operands} cannot fit in max_depth={self.max_depth} "
@@ -98,6 +109,9 @@ class ExpressionsSpec:
         if not _is_int(self.max_abs_value) or self.max_abs_value < max(abs(n) for n in self.num_range):
             raise ValueError(
                 f"max_abs_value must be an integer >= every number in num_range, got {self.max_abs_value!r}")
+        if self.max_abs_value > MAX_ABS_VALUE_LIMIT:
+            raise ValueError(f"max_abs_value must be at most 10**18 (answers longer than that are not read), got "
+                             f"{self.max_abs_value!r}")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -119,8 +133,15 @@ class ExpressionsSpec:
         return {t: w for t, w in weights.items() if w > 0}
 
     def ood(self) -> "ExpressionsSpec":
-        """The out-of-distribution spec: one level deeper and more operands than anything in training."""
+        """The out-of-distribution spec: one level deeper and more operands than anything in training.
+
+        Beyond MAX_DEPTH or MAX_OPERANDS there is no such spec: a ValueError says to build without test_ood."""
         top = self.max_operands
+        if self.max_depth + 1 > MAX_DEPTH or top + 2 > MAX_OPERANDS:
+            raise ValueError(
+                f"test_ood draws expressions of depth max_depth + 1 = {self.max_depth + 1} with {top + 1}-{top + 2} "
+                f"numbers, beyond the largest allowed (depth {MAX_DEPTH}, {MAX_OPERANDS} numbers): pass "
+                f"num_test_ood=0 (--num-test-ood 0), or lower max_depth or num_operands")
         return dataclasses.replace(self, max_depth=self.max_depth + 1, num_operands=(top + 1, top + 2))
 
 
