@@ -102,7 +102,7 @@ def model_mistakes(options: PreferenceOptions, problems, split: str) -> dict[str
         return {}
     import torch
 
-    from mathalign.evaluation import generate_batched, load_model_and_tokenizer
+    from mathalign.generation import generate_batched, load_model_and_tokenizer
     from mathalign.tasks import get_task
 
     model, tokenizer = load_model_and_tokenizer(options.negatives_model)

@@ -296,7 +296,7 @@ def test_preference_negatives_selectable():
 
 
 def test_sampled_negatives_are_the_models_own_wrong_answers(tiny_model_dir):
-    from mathalign.evaluation import generate_batched, load_model_and_tokenizer
+    from mathalign.generation import generate_batched, load_model_and_tokenizer
 
     options = dict(TINY, num_validation=0, num_test=0, num_test_ood=0, negatives=["sampled"],
                    negatives_model=str(tiny_model_dir), samples_per_prompt=1)
