@@ -13,7 +13,8 @@ import yaml
 from datasets import ClassLabel, load_from_disk
 
 import data_builders
-from data_builders import core, seed_formats
+from data_builders import building, core, seed_formats
+from data_builders import options as options_module
 from data_builders.negatives import KINDS, STATIC_KINDS
 from hub_fixtures import HUB_USER, hub_env, hub_server, run_python  # noqa: F401  (fixtures)
 from mathalign import cli_data
@@ -247,7 +248,7 @@ def test_impossible_requests_fail_clearly(options, message):
 
 
 def test_builds_larger_than_memory_are_refused(monkeypatch):
-    monkeypatch.setattr(core, "memory_limit_bytes", lambda: 2 * 10**9)  # a 2 GB machine
+    monkeypatch.setattr(options_module, "memory_limit_bytes", lambda: 2 * 10**9)  # a 2 GB machine
     with pytest.raises(ValueError, match=r"= 2,002,000 rows need at least 2.0 GB of memory while building \(1,000 "
                                          r"bytes a row\), more than this machine's 2.0 GB; ask for at most "
                                          r"2,000,000 rows"):
@@ -533,7 +534,7 @@ def no_build(monkeypatch):
     """Fails the test if a build starts: refusals must come before any work."""
     def refuse(*args, **kwargs):
         raise AssertionError("the build started")
-    monkeypatch.setattr(core, "draw_splits", refuse)
+    monkeypatch.setattr(building, "draw_splits", refuse)
     monkeypatch.setattr(data_builders.get_builder("gsm8k").adapted, "build_adapted", refuse)
 
 
