@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from datasets import ClassLabel, DatasetDict, Value
 
+from mathalign.errors import RecipeError
 from mathalign.tasks.base import option, parse_weights
 
 from . import core
@@ -74,6 +75,17 @@ class PreferenceOptions(core.BuildOptions):
     @property
     def negative_weights(self) -> dict[str, float]:
         return self.negatives if isinstance(self.negatives, dict) else {k: 1.0 for k in self.negatives}
+
+
+def options_for_model(options: dict, model_name_or_path: str | None) -> dict:
+    """`build(**options)` for a training stage whose model is `model_name_or_path`: `sampled` negatives sample that
+    model unless `negatives_model` is set (`mathalign train` calls this for any builder that defines it)."""
+    if "sampled" not in str(options.get("negatives", "")) or options.get("negatives_model"):
+        return options
+    if model_name_or_path is None:
+        raise RecipeError("`sampled` negatives need a model to sample: set model_name_or_path (or "
+                          "data_options.negatives_model).")
+    return {**options, "negatives_model": model_name_or_path}
 
 
 def rows(problems, options: PreferenceOptions, specs, split) -> dict[str, list]:

@@ -42,17 +42,13 @@ REQUIRED_COLUMNS = {
 def load_data(script_args, model_name_or_path: str | None = None):
     """A DatasetDict from a builder name, a saved directory, a data file or a Hub id.
 
-    On-policy preference data (`negatives: [sampled]`) samples the stage's own model unless `negatives_model` is set.
+    A builder that uses the stage's model (on-policy preference data samples it for `negatives: [sampled]`) says so
+    with `options_for_model(options, model_name_or_path)`.
     """
     from datasets import DatasetDict, load_dataset
 
     name = script_args.dataset_name or DEFAULT_BUILDER[script_args.stage]
     options = dict(script_args.data_options or {})
-    if name == "preferences" and "sampled" in str(options.get("negatives", "")) and not options.get("negatives_model"):
-        if model_name_or_path is None:
-            raise RecipeError("`sampled` negatives need a model to sample: set model_name_or_path (or "
-                              "data_options.negatives_model).")
-        options["negatives_model"] = model_name_or_path
     path = Path(name)
     if path.is_dir() or path.suffix in (".json", ".jsonl", ".parquet", ".csv"):
         data = load_local_dataset(path, script_args.dataset_train_split)
@@ -60,7 +56,10 @@ def load_data(script_args, model_name_or_path: str | None = None):
         import data_builders
 
         if name in data_builders.BUILDERS:
-            data = data_builders.get_builder(name).build(**options)
+            builder = data_builders.get_builder(name)
+            if hasattr(builder, "options_for_model"):
+                options = builder.options_for_model(options, model_name_or_path)
+            data = builder.build(**options)
         elif not is_local(name):
             check_source(name, "dataset_name", "dataset", _DATASET_HINT)
             data = load_dataset(name, script_args.dataset_config)  # a Hub dataset id
