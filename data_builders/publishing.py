@@ -16,6 +16,9 @@ from typing import Any
 import datasets
 from datasets import ClassLabel, DatasetDict
 
+from mathalign import hub
+from mathalign.errors import UserError
+
 from . import outputs
 from .building import build_parameters
 from .options import PROGRESS_MIN_ROWS, command_line, options_from_args, resolve_options
@@ -144,16 +147,12 @@ def save(dataset_dict: DatasetDict, out: str | Path, card=None, format: str = "a
     return outputs.write_folder(out, write, overwrite, inputs=inputs)
 
 
-def push_to_hub(dataset_dict: DatasetDict, repo_id: str, card=None, private: bool | None = None) -> None:
-    """`DatasetDict.push_to_hub`, then the card (the parquet layout it writes matches the card's `configs`)."""
-    dataset_dict.push_to_hub(repo_id, private=private)
-    if card is not None:
-        card.push_to_hub(repo_id, repo_type="dataset", commit_message="Dataset card from mathalign")
-
-
 def check_out(args: argparse.Namespace) -> None:
-    """Refuse `--out` before any work (an existing file or non-empty folder without --overwrite; see outputs)."""
+    """Refuse `--out` before any work (an existing file or non-empty folder without --overwrite; see outputs), and
+    a `--push-to-hub` that cannot happen (bad repo id, no token, offline: `mathalign.hub.check_can_push`)."""
     outputs.check_output(args.out, getattr(args, "overwrite", False), inputs=input_paths(args))
+    if getattr(args, "push_to_hub", None):
+        hub.check_can_push(args.push_to_hub)
 
 
 def input_paths(args: argparse.Namespace) -> list[str]:
@@ -172,8 +171,8 @@ def input_paths(args: argparse.Namespace) -> list[str]:
 
 def finish(dataset_dict: DatasetDict, args: argparse.Namespace, builder: str, parameters: dict, command: str,
            summary: str, **card_options) -> DatasetDict:
-    """The tail every builder's CLI shares: card, save, optional push, one line of report. `args.out` was checked
-    before the build (`check_out`)."""
+    """The tail every builder's CLI shares: card, save, optional push (`mathalign.hub.push_dataset`: card first, then
+    the data), one line of report. `args.out` and `--push-to-hub` were checked before the build (`check_out`)."""
     card = make_card(dataset_dict, builder, parameters, command, summary,
                      parquet_layout=args.format == "parquet" or bool(args.push_to_hub), **card_options)
     if args.progress is False or (args.progress is None and sum(dataset_dict.num_rows.values()) < PROGRESS_MIN_ROWS):
@@ -182,8 +181,8 @@ def finish(dataset_dict: DatasetDict, args: argparse.Namespace, builder: str, pa
     sizes = ", ".join(f"{split}={ds.num_rows}" for split, ds in dataset_dict.items())
     print(f"wrote {builder} ({sizes}) to {out}", file=sys.stderr)
     if args.push_to_hub:
-        push_to_hub(dataset_dict, args.push_to_hub, card)
-        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub}", file=sys.stderr)
+        url = hub.push_dataset(dataset_dict, args.push_to_hub, card=card)
+        print(f"pushed to {url}", file=sys.stderr)
     return dataset_dict
 
 
@@ -205,12 +204,12 @@ def run_generated(builder: str, options_class: type, build: Callable, summary: s
 
 def run_main(make_parser: Callable[[], argparse.ArgumentParser], main: Callable) -> None:
     """`python -m data_builders.<name>`: parse the command line and run `main`, with `mathalign data`'s error
-    handling: bad input (ValueError, FileNotFoundError) is one line on stderr and exit code 2, not a traceback."""
+    handling: bad input (ValueError, FileNotFoundError, UserError such as a push that cannot happen) is one line on stderr and exit code 2, not a traceback."""
     parser = make_parser()
     args = parser.parse_args()
     try:
         main(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, UserError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -555,6 +555,19 @@ def test_out_holding_something_is_refused_before_any_work(tmp_path, capsys, no_b
     assert notes.read_text() == "my notes" and (tmp_path / "file").read_text() == "my file"
 
 
+@pytest.mark.parametrize("builder", ["sft", "gsm8k"])
+def test_push_that_cannot_happen_is_refused_before_any_work(tmp_path, capsys, monkeypatch, no_build, builder):
+    from mathalign.cli import main
+
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    # a repo id the Hub would refuse: mathalign.hub.check_can_push says so before anything is drawn or downloaded
+    assert main(["data", "build", builder, "--out", str(tmp_path / "out"), *SMALL[:2],
+                 "--push-to-hub", "not a repo id"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mathalign data: error: ") and "not a repo id" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_python_m_entry_point_refuses_with_one_line(tmp_path):
     import subprocess
     import sys
