@@ -26,13 +26,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from datasets import ClassLabel, DatasetDict, Value
+from datasets import ClassLabel, Value
 
 from mathalign.errors import RecipeError
 from mathalign.tasks.base import option, parse_weights
 
-from . import core
+from . import core, generated
 from .negatives import KINDS, STATIC_KINDS, make_negative
+from .publishing import run_main
 
 NAME = "preferences"
 SUMMARY = ("Chosen/rejected completion pairs for preference optimisation (TRL `DPOTrainer`). Rejected completions "
@@ -136,27 +137,9 @@ def model_mistakes(options: PreferenceOptions, problems, split: str) -> dict[str
     return mistakes
 
 
-def build(progress: bool | None = None, **options) -> DatasetDict:
-    """The preference DatasetDict; `options` are PreferenceOptions fields plus family spec options."""
-    return core.build_generated(NAME, PreferenceOptions, options, rows, FEATURES, progress)
-
-
-build.__signature__ = core.generated_signature(PreferenceOptions)
-
-
-def add_arguments(parser) -> None:
-    core.add_generation_arguments(parser, PreferenceOptions)
-
-
-def main(args) -> None:
-    core.run_generated(NAME, PreferenceOptions, build, SUMMARY, args)
-
-
-def make_parser():
-    parser = core.make_parser(__doc__, f"python -m data_builders.{NAME}")
-    add_arguments(parser)
-    return parser
+build, add_arguments, main, make_parser = generated.entry_points(
+    NAME, PreferenceOptions, rows, FEATURES, SUMMARY, __doc__, __name__)
 
 
 if __name__ == "__main__":
-    core.run_main(make_parser, main)
+    run_main(make_parser, main)

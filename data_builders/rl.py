@@ -14,9 +14,10 @@ In Python: `data_builders.rl.build(task="expressions", num_train=1000, seed=0)`.
 
 from __future__ import annotations
 
-from datasets import DatasetDict, Value
+from datasets import Value
 
-from . import core
+from . import core, generated
+from .publishing import run_main
 
 NAME = "rl"
 SUMMARY = "Prompts with gold answers for online RL (TRL `GRPOTrainer`); rewards check completions exactly."
@@ -27,27 +28,9 @@ def rows(problems, options, specs, split) -> dict[str, list]:
     return {"prompt": [p.prompt for _, p in problems]}
 
 
-def build(progress: bool | None = None, **options) -> DatasetDict:
-    """The RL prompt DatasetDict; `options` are BuildOptions fields plus family spec options."""
-    return core.build_generated(NAME, core.BuildOptions, options, rows, FEATURES, progress)
-
-
-build.__signature__ = core.generated_signature(core.BuildOptions)
-
-
-def add_arguments(parser) -> None:
-    core.add_generation_arguments(parser, core.BuildOptions)
-
-
-def main(args) -> None:
-    core.run_generated(NAME, core.BuildOptions, build, SUMMARY, args)
-
-
-def make_parser():
-    parser = core.make_parser(__doc__, f"python -m data_builders.{NAME}")
-    add_arguments(parser)
-    return parser
+build, add_arguments, main, make_parser = generated.entry_points(
+    NAME, core.BuildOptions, rows, FEATURES, SUMMARY, __doc__, __name__)
 
 
 if __name__ == "__main__":
-    core.run_main(make_parser, main)
+    run_main(make_parser, main)

@@ -11,9 +11,10 @@ In Python: `data_builders.sft.build(task="arithmetic", num_train=1000, seed=0)` 
 
 from __future__ import annotations
 
-from datasets import DatasetDict, Value
+from datasets import Value
 
-from . import core
+from . import core, generated
+from .publishing import run_main
 
 NAME = "sft"
 SUMMARY = "Prompt/completion pairs for supervised fine-tuning (TRL `SFTTrainer`, completion-only loss)."
@@ -24,27 +25,9 @@ def rows(problems, options, specs, split) -> dict[str, list]:
     return {"prompt": [p.prompt for _, p in problems], "completion": [p.target for _, p in problems]}
 
 
-def build(progress: bool | None = None, **options) -> DatasetDict:
-    """The SFT DatasetDict; `options` are BuildOptions fields plus family spec options (min_digits, max_depth...)."""
-    return core.build_generated(NAME, core.BuildOptions, options, rows, FEATURES, progress)
-
-
-build.__signature__ = core.generated_signature(core.BuildOptions)
-
-
-def add_arguments(parser) -> None:
-    core.add_generation_arguments(parser, core.BuildOptions)
-
-
-def main(args) -> None:
-    core.run_generated(NAME, core.BuildOptions, build, SUMMARY, args)
-
-
-def make_parser():
-    parser = core.make_parser(__doc__, f"python -m data_builders.{NAME}")
-    add_arguments(parser)
-    return parser
+build, add_arguments, main, make_parser = generated.entry_points(
+    NAME, core.BuildOptions, rows, FEATURES, SUMMARY, __doc__, __name__)
 
 
 if __name__ == "__main__":
-    core.run_main(make_parser, main)
+    run_main(make_parser, main)
