@@ -23,7 +23,6 @@ answer is marked right or wrong.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,9 +32,9 @@ from .errors import UserError
 EXIT_WORDS = frozenset({"exit", "quit", "q"})
 PROMPT = "math> "
 EXAMPLES = "an expression such as `5 + (10 - 3)` or a question such as `72/4=?` or `x-18=21, x=?`"
-_UNICODE = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "＝": "=", "？": "?"})
-_ARITHMETIC = re.compile(r"[\d\s+\-*/=?,x]+")  # digits, operators, `=`, `?`, `,` and the unknown x
-_EXPRESSION = re.compile(r"[\d\s+\-*/().]+")  # digits, operators and parentheses
+# Families asked, in order, to read what a person typed (`Task.read_prompt`): a bare `72/4` is an expression unless
+# the model knows arithmetic alone (`prefer`); a family that can read its own prompts is asked first when preferred.
+ROUTING_ORDER = ("expressions", "arithmetic")
 GENERATED_BUILDERS = frozenset({"pretrain", "sft", "preferences", "rl"})  # data drawn from `data_options.task`
 
 
@@ -70,27 +69,18 @@ def route(text: str, task: str | None = None, prefer: str | None = None) -> tupl
     ('arithmetic', '99*64=?')
     """
     from mathalign.tasks import get_task
+    from mathalign.tasks.base import typed_text
 
-    text = " ".join(str(text).translate(_UNICODE).split())
+    text = typed_text(text)
     if not text:
         raise NotAProblem(f"Type {EXAMPLES}.")
     if task is not None:
-        family = get_task(task)
-        if task == "expressions" and not text.lower().startswith("evaluate:"):
-            text = "Evaluate: " + text
-        return task, family.normalize_prompt(text)
-    if text.lower().startswith("evaluate:"):
-        expression = text.split(":", 1)[1].strip()
-        if expression and _EXPRESSION.fullmatch(expression) and re.search(r"\d", expression):
-            return "expressions", get_task("expressions").normalize_prompt("Evaluate: " + expression)
-    elif "=" in text and _ARITHMETIC.fullmatch(text) and re.search(r"\d", text):
-        return "arithmetic", get_task("arithmetic").normalize_prompt(text)
-    elif _EXPRESSION.fullmatch(text) and re.search(r"\d", text):
-        if prefer == "arithmetic":
-            question = get_task("arithmetic").normalize_prompt(text)
-            if get_task("arithmetic").from_prompt(question) is not None:
-                return "arithmetic", question
-        return "expressions", get_task("expressions").normalize_prompt("Evaluate: " + text)
+        return task, get_task(task).as_prompt(text)
+    order = ROUTING_ORDER if prefer not in ROUTING_ORDER else (prefer,) + tuple(f for f in ROUTING_ORDER if f != prefer)
+    for name in order:  # the first family that reads it as one of its problems
+        prompt = get_task(name).read_prompt(text)
+        if prompt is not None:
+            return name, prompt
     raise NotAProblem(f"Sorry, I can't read {text!r} as a math problem. Try {EXAMPLES}.")
 
 
@@ -113,33 +103,22 @@ def trained_family(model_path) -> str | None:
 
 
 def expected_answer(task: str, prompt: str) -> str | None:
-    """The family's own answer to `prompt`, when it can read the prompt as one of its problems.
-
-    Families that can say which problem a prompt asks offer `from_prompt(prompt) -> Problem | None` (arithmetic);
-    expressions build the problem of any expression string with `from_expression`.
-    """
+    """The family's own answer to `prompt`, when it can read the prompt as one of its problems (`Task.problem_of`)."""
     from mathalign.tasks import get_task
 
-    family = get_task(task)
     try:
-        if hasattr(family, "from_prompt"):
-            problem = family.from_prompt(prompt)
-        elif hasattr(family, "from_expression"):
-            problem = family.from_expression(re.sub(r"^\s*evaluate\s*:", "", prompt, flags=re.IGNORECASE))
-        else:
-            return None
+        problem = get_task(task).problem_of(prompt)
     except Exception:  # noqa: BLE001  (a prompt the family cannot read is simply not checked)
         return None
     return None if problem is None else str(problem.answer)
 
 
 def reasoning_steps(output: str) -> list[str]:
-    """The `Step N: ...` lines inside `<think> ... </think>` (empty when the output has no reasoning)."""
-    match = re.search(r"<think>(.*?)(?:</think>|$)", output, flags=re.S)
-    if not match:
-        return []
-    pieces = re.split(r"(?=Step \d+\s*:)", match.group(1))
-    return [" ".join(p.split()) for p in pieces if p.strip().startswith("Step")]
+    """The `Step N: ...` lines inside `<think> ... </think>` (empty when the output has no reasoning): the expressions
+    family's `steps`, the only family that writes step lines."""
+    from mathalign.tasks import get_task
+
+    return get_task("expressions").steps(output)
 
 
 def solve(model, tokenizer, text: str, task: str | None = None, max_new_tokens: int | None = None,

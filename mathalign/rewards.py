@@ -159,29 +159,11 @@ def _safely_extract(family, text: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Format: the answer cue each family's targets end with. Stricter than the families' extractors on purpose: those
-# read an answer out of almost anything (evaluation wants that), a format reward teaches the one right way to say it.
-
-_INT = r"-?\d{1,40}"
-_DECIMAL = r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d{1,40})(?:\.\d{1,40})?"
-FORMATS: dict[str, tuple[str, re.Pattern]] = {
-    # family: (the cue, which must appear exactly once (any case); the pattern the completion must contain)
-    # "The answer is 18." / "The answer is 18 because 72/4 equals 18." (the sentence may go on, the number may not)
-    "arithmetic": ("the answer is", re.compile(rf"[Tt]he answer is {_INT}(?=\.?(?:\s|\Z))")),
-    # " <think> Step 1: ... </think> Final Result: 12": one think block first, the result last
-    "expressions": (
-        "final result",
-        re.compile(rf"\A\s*<think>(?:(?!</?think>).)*</think>\s*Final Result: ?(?:{_INT}|ERROR)\s*\Z", re.DOTALL),
-    ),
-    # "... she sold 72 clips.\n#### 72": the last thing written
-    "gsm8k": ("####", re.compile(rf"####\s*{_DECIMAL}\s*\Z")),
-    # "...\nFinal Answer: E": the last thing written
-    "aqua": ("final answer", re.compile(r"Final Answer:\s*\(?[A-E]\)?\.?\s*\Z")),
-}
+# Format: the answer cue each family's targets end with, as the family states it (`Task.has_answer_format`).
 
 
 def has_format(text: str, task: str) -> bool:
-    """Whether `text` states its answer in the family's format (see `FORMATS`); never raises.
+    """Whether `text` states its answer in the family's format (`get_task(task).has_answer_format`); never raises.
 
     >>> has_format(" <think> Step 1: 2 + 3 = 5 </think> Final Result: 5", "expressions")
     True
@@ -189,10 +171,7 @@ def has_format(text: str, task: str) -> bool:
     False
     """
     try:
-        cue, pattern = FORMATS[task]
-        if text.lower().count(cue) != 1:  # two answers is no answer
-            return False
-        return pattern.search(text) is not None
+        return get_task(task).has_answer_format(text)
     except Exception:
         return False
 
@@ -208,11 +187,11 @@ def format_reward(completions, task=None, **kwargs) -> list[float]:
     [1.0, 0.0, 0.0]
     """
     families = _tasks(task, len(completions), "format_reward")
-    return [_safely(lambda: _has_short_format(completion_text(c), fam.name)) for fam, c in zip(families, completions)]
+    return [_safely(lambda: _has_short_format(completion_text(c), fam)) for fam, c in zip(families, completions)]
 
 
-def _has_short_format(text: str, task: str) -> bool:
-    return len(text) <= MAX_SCORED_CHARS and has_format(text, task)  # a longer completion is no formatted answer
+def _has_short_format(text: str, family) -> bool:
+    return len(text) <= MAX_SCORED_CHARS and family.has_answer_format(text)  # longer: no formatted answer
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -438,7 +417,6 @@ def resolve_rewards(names: Sequence[str] | str, weights: Sequence[float] | None 
 
 
 __all__ = [
-    "FORMATS",
     "MAX_SCORED_CHARS",
     "REWARD_FACTORIES",
     "REWARD_FUNCTIONS",

@@ -216,3 +216,17 @@ def test_chat_in_a_pseudo_terminal(tiny_model_dir):
         if child.poll() is None:
             child.kill()
         os.close(master)
+
+
+def test_chat_holds_no_prompt_regexes():
+    # routing and checking ask the families (read_prompt, as_prompt, problem_of, steps): chat parses no text itself
+    import ast
+    import inspect
+
+    import mathalign.chat
+
+    tree = ast.parse(inspect.getsource(mathalign.chat))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "re" not in imported
+    compiled = [name for name, value in vars(mathalign.chat).items() if hasattr(value, "pattern")]
+    assert not compiled

@@ -459,3 +459,27 @@ def test_completions_are_read_up_to_max_scored_chars():
     assert steps_reward([" " + late_slip], discount=1.0) == [1.0]  # one character later: not read
     assert choice_reward(["Final Answer: B" + " " * cap], answer=["B"]) == [0.0]
     assert choice_reward(["Final Answer: B" + " " * (cap - 15)], answer=["B"]) == [1.0]
+
+
+def _regex_patterns(module) -> list[str]:
+    """The literal patterns a module hands to `re` (re.compile, re.search, ...), read from its source."""
+    import ast
+    import inspect
+
+    patterns = []
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        func = getattr(node, "func", None)
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "re" and node.args:
+            patterns += [n.value for n in ast.walk(node.args[0])
+                         if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return patterns
+
+
+def test_rewards_restate_no_family_cue():
+    # the answer cues live in the families (Task.answer_cue / format_pattern); rewards ask them
+    from mathalign.tasks import TASKS
+
+    cues = [task.answer_cue for task in TASKS.values()] + ["evaluate"]
+    patterns = " ".join(_regex_patterns(mathalign.rewards)).lower()
+    assert not [cue for cue in cues if cue in patterns]
+    assert not hasattr(mathalign.rewards, "FORMATS")

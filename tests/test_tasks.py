@@ -562,3 +562,104 @@ def test_verify_steps_is_fast_on_hostile_input(text):
     assert elapsed < 0.2, f"{elapsed:.2f} s on {len(text)} characters"
     assert results == ([True] * 3_500 if text.startswith("1 + 1") else [False] * 6_250 if text.startswith("1+1=")
                        else [])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The family's surface, which rewards and chat ask instead of restating it.
+
+ANSWER_FORMATS = [
+    ("arithmetic", " The answer is 18.", True),  # the plain target
+    ("arithmetic", " The answer is 18 because 72/4 equals 18.", True),  # the sentence may go on
+    ("arithmetic", " The answer is 18. The answer is 19.", False),  # two answers are no answer
+    ("arithmetic", " The answer is 18x.", False),  # the number may not go on
+    ("arithmetic", " 18", False),  # no cue
+    ("expressions", " <think> Step 1: 2 + 3 = 5 </think> Final Result: 5", True),  # think block, then the result
+    ("expressions", " <think> </think> Final Result: ERROR", True),  # ERROR is an answer
+    ("expressions", " Final Result: 5", False),  # no think block
+    ("expressions", " <think> </think> Final Result: 5 and more", False),  # the result must come last
+    ("gsm8k", "she sold 72 clips.\n#### 1,072", True),  # `#### N` last, commas grouped
+    ("gsm8k", "#### 72\nso 72", False),  # not the last thing written
+    ("gsm8k", "#### 7 #### 7", False),  # the cue twice
+    ("aqua", "so 55 km.\nFinal Answer: (E).", True),  # parentheses and a full stop allowed
+    ("aqua", "Final Answer: F", False),  # not one of the five letters
+]
+
+
+@pytest.mark.parametrize("family, text, expected", ANSWER_FORMATS, ids=range(len(ANSWER_FORMATS)))
+def test_has_answer_format(family, text, expected):
+    assert get_task(family).has_answer_format(text) is expected
+
+
+@pytest.mark.parametrize("family", sorted(TASKS))
+def test_every_family_states_its_answer_cue_and_never_raises_on_junk(family):
+    task = get_task(family)
+    assert task.answer_cue and task.answer_cue == task.answer_cue.lower()  # counted in lower-cased text
+    assert task.format_pattern.search("") is None
+    assert task.has_answer_format(None) is False  # junk is no format, not an exception
+
+
+READ_PROMPTS = [
+    ("arithmetic", "x - 18 = 21, x = ?", "x-18=21, x=?"),  # an equation, any spacing
+    ("arithmetic", "72 ÷ 4 =", "72/4=?"),  # unicode operators, a missing `?`
+    ("arithmetic", "99*64", "99*64=?"),  # a bare expression that is one of the nine types
+    ("arithmetic", "1+2+3", None),  # a bare expression that is none of them
+    ("arithmetic", "Evaluate: 72/4", None),  # the expressions family's prompt
+    ("arithmetic", "hello = ?", None),  # words
+    ("arithmetic", "=?", None),  # no number
+    ("expressions", "5+(10 -3)", "Evaluate: 5 + (10 - 3)"),  # a bare expression
+    ("expressions", "evaluate:5 − 3", "Evaluate: 5 - 3"),  # the prefix in any case, a unicode minus
+    ("expressions", "Evaluate: (5 +", "Evaluate: (5 +"),  # malformed but readable: its answer is ERROR
+    ("expressions", "x-18=21, x=?", None),  # an arithmetic question
+    ("expressions", "Evaluate: ", None),  # nothing to evaluate
+    ("expressions", "( + )", None),  # no number
+    ("gsm8k", "72/4", None),  # dataset families do not read typed problems
+    ("aqua", "72/4", None),  # likewise
+]
+
+
+@pytest.mark.parametrize("family, text, expected", READ_PROMPTS, ids=range(len(READ_PROMPTS)))
+def test_read_prompt(family, text, expected):
+    assert get_task(family).read_prompt(text) == expected
+
+
+AS_PROMPTS = [
+    ("expressions", "5+3", "Evaluate: 5 + 3"),  # the prefix is added
+    ("expressions", "Evaluate: 5+3", "Evaluate: 5 + 3"),  # and not doubled
+    ("arithmetic", "72 / 4", "72/4=?"),  # the family's normalisation
+    ("gsm8k", "How  many?", "How many?"),  # the default: whitespace collapsed
+]
+
+
+@pytest.mark.parametrize("family, text, expected", AS_PROMPTS, ids=range(len(AS_PROMPTS)))
+def test_as_prompt(family, text, expected):
+    assert get_task(family).as_prompt(text) == expected
+
+
+PROBLEMS_OF = [
+    ("arithmetic", "x-18=21, x=?", "39"),  # one of the nine types
+    ("arithmetic", "1+2+3=?", None),  # none of them
+    ("expressions", "Evaluate: 5 + (10 - 3)", "12"),  # solved by the family
+    ("expressions", "evaluate: 5 / (3 - 3)", "ERROR"),  # malformed problems have an answer too
+    ("gsm8k", "Question: how many?", None),  # a dataset family cannot solve its prompts
+]
+
+
+@pytest.mark.parametrize("family, prompt, answer", PROBLEMS_OF, ids=range(len(PROBLEMS_OF)))
+def test_problem_of(family, prompt, answer):
+    problem = get_task(family).problem_of(prompt)
+    assert (problem and problem.answer) == answer
+
+
+STEP_LINES = [
+    (" <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7\n Step 2: 5 + 7 = 12 </think> Final Result: 12",
+     ["Step 1: 10 - 3 = 7 Expression now: 5 + 7", "Step 2: 5 + 7 = 12"]),  # one line per step, spacing collapsed
+    (" <think> Step 1: 1 + 1 = 2", ["Step 1: 1 + 1 = 2"]),  # an unfinished think block still has its steps
+    (" Step 1: 1 + 1 = 2 </think>", []),  # steps outside a think block are not reasoning
+    (" The answer is 18.", []),  # no reasoning
+]
+
+
+@pytest.mark.parametrize("text, expected", STEP_LINES, ids=range(len(STEP_LINES)))
+def test_expressions_steps(text, expected):
+    assert get_task("expressions").steps(text) == expected
+    assert get_task("arithmetic").steps(text) == []  # a family without step lines has none

@@ -29,6 +29,8 @@ INSTRUCTION = 'Explain, then end with "Final Answer: <LETTER>".'
 _FINAL = re.compile(r"Final Answer\s*:?\s*\(?([A-E])\b", re.IGNORECASE)
 _FALLBACK = re.compile(r"answer is\s*:?\s*\(?([A-E])\b", re.IGNORECASE)
 _BARRIER = barrier(r"\w\s:(")  # a _FINAL or _FALLBACK match holds only letters, spaces, : and (
+# The format reward's cue: "...\nFinal Answer: E", the last thing written.
+_FORMAT = re.compile(r"Final Answer:\s*\(?[A-E]\)?\.?\s*\Z")
 _OPTION = re.compile(r"^\s*\(?([A-Ea-e])\s*[).:]\s*(.*)$", re.DOTALL)
 
 
@@ -85,6 +87,9 @@ class AquaTask(Task):
             key=" ".join((question + " " + " ".join(options)).lower().split()),
             meta={"options": options},
         )
+
+    answer_cue = "final answer"
+    format_pattern = _FORMAT
 
     def extract_answer(self, text: str) -> str | None:
         """The letter of the last `Final Answer: C` (fallback: the last `answer is C`); None otherwise.

@@ -33,7 +33,8 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from .base import Problem, Task, barrier, last_integer, last_match, option, parse_weights
+from .base import (BARE_EXPRESSION, UNICODE_OPERATORS, Problem, Task, barrier, last_integer, last_match, option,
+                   parse_weights, typed_text)
 
 TYPES = [
     "a_plus_b",  # 17+19=?
@@ -53,6 +54,10 @@ MAX_DIGITS = 18  # beyond this the numbers are no longer "arithmetic for a tiny 
 
 _ANSWER = re.compile(r"[Tt]he answer is\s*(-?\d[\d,]*)")
 _ANSWER_BARRIER = barrier(r"\w\s,\-")  # an _ANSWER match holds only letters, digits, spaces, commas, -
+# The format reward's cue: "The answer is 18." / "The answer is 18 because 72/4 equals 18." (the sentence may go on,
+# the number may not).
+_FORMAT = re.compile(r"[Tt]he answer is -?\d{1,40}(?=\.?(?:\s|\Z))")
+_TYPED_QUESTION = re.compile(r"[\d\s+\-*/=?,x]+")  # digits, operators, `=`, `?`, `,` and the unknown x
 
 
 @dataclass
@@ -188,6 +193,27 @@ class ArithmeticTask(Task):
         type, a, b, swapped = parsed
         return self.make_problem(type, a, b, spec or ArithmeticSpec(spacing_variants=0.0), swapped=swapped)
 
+    def problem_of(self, prompt: str) -> Problem | None:
+        """The problem a prompt asks (`from_prompt` with the default spec); None if it is none of the nine types."""
+        return self.from_prompt(prompt)
+
+    def read_prompt(self, text: str) -> str | None:
+        """A question with `=` (`x - 18 = 21, x = ?`, spacing as you like), or a bare expression that is one of the
+        nine types (`99*64`), as this family's prompt; None otherwise.
+
+        >>> ArithmeticTask().read_prompt("x - 18 = 21, x = ?"), ArithmeticTask().read_prompt("1+2+3")
+        ('x-18=21, x=?', None)
+        """
+        text = typed_text(text)
+        if not re.search(r"\d", text):
+            return None
+        if "=" in text:
+            return self.normalize_prompt(text) if _TYPED_QUESTION.fullmatch(text) else None
+        if BARE_EXPRESSION.fullmatch(text):
+            question = self.normalize_prompt(text)
+            return question if self.from_prompt(question) is not None else None
+        return None
+
     def render_target(self, problem: Problem, answer: int | str, spec: ArithmeticSpec | None = None) -> str:
         """`problem`'s target text in the spec's style, but stating `answer` (used to write wrong answers)."""
         style = (spec or ArithmeticSpec()).answer_style
@@ -239,6 +265,9 @@ class ArithmeticTask(Task):
 
     # -- reading answers -----------------------------------------------------------------------------------------
 
+    answer_cue = "the answer is"
+    format_pattern = _FORMAT
+
     def extract_answer(self, text: str) -> str | None:
         """The N of the last `The answer is N` (fallback: the last integer); None if there is no number.
 
@@ -260,7 +289,7 @@ class ArithmeticTask(Task):
         Also maps `×`/`÷`/`−` to `*`/`/`/`-` and completes a bare `72/4` or `72/4=` to `72/4=?`.
         """
         try:
-            t = re.sub(r"\s+", "", str(text).translate(_UNICODE_OPERATORS))
+            t = re.sub(r"\s+", "", str(text).translate(UNICODE_OPERATORS))
             if t.endswith("="):  # `72/4=` -> `72/4=?`
                 t += "?"
             elif t[-1:].isalpha() or re.fullmatch(r"-?\d+[-+*/]-?\d+", t):  # `72-x=34, x` / `72/4`
@@ -269,8 +298,6 @@ class ArithmeticTask(Task):
         except Exception:
             return str(text)
 
-
-_UNICODE_OPERATORS = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "＝": "=", "？": "?"})
 
 # ---------------------------------------------------------------------------------------------------------------
 # Drawing operands. Each type gets two numbers (a, b) in the order its name gives them; equations also get a

@@ -77,6 +77,43 @@ class Task:
         """Canonical spacing of a prompt a person typed (default: collapse runs of whitespace)."""
         return " ".join(str(text).split())
 
+    # -- the family's surface, asked by rewards, chat and evaluation (none of them re-parses it) ------------------
+
+    # The answer cue, lower case, which a formatted completion states exactly once (two answers are no answer), and
+    # the pattern a formatted completion must contain. Stricter than `extract_answer` on purpose: that reads an
+    # answer out of almost anything (evaluation wants that), a format reward teaches the one right way to say it.
+    answer_cue: ClassVar[str | None] = None
+    format_pattern: ClassVar[re.Pattern | None] = None
+
+    def has_answer_format(self, text: str) -> bool:
+        """Whether `text` states its answer in this family's format (the cue once, `format_pattern` found); never
+        raises. A family without a format (no `format_pattern`) has none."""
+        try:
+            if self.format_pattern is None or self.answer_cue is None:
+                return False
+            if text.lower().count(self.answer_cue) != 1:
+                return False
+            return self.format_pattern.search(text) is not None
+        except Exception:
+            return False
+
+    def read_prompt(self, text: str) -> str | None:
+        """What a person typed, recognised as this family's problem and written in its prompt format (normalised);
+        None when it is not this family's (the default: a family that cannot tell)."""
+        return None
+
+    def as_prompt(self, text: str) -> str:
+        """What a person typed, written in this family's prompt format without judging it (the family was chosen)."""
+        return self.normalize_prompt(text)
+
+    def problem_of(self, prompt: str) -> Problem | None:
+        """The problem a prompt in this family's format asks, when the family can tell (None: it cannot)."""
+        return None
+
+    def steps(self, text: str) -> list[str]:
+        """The reasoning steps written in `text`, one string each (default: the family writes none)."""
+        return []
+
     def num_distinct(self, spec, type: str | None = None) -> int | None:
         """How many distinct problems (keys) the spec can produce, per type or in total; None when unbounded."""
         return None
@@ -137,6 +174,18 @@ def spec_to_dict(spec) -> dict[str, Any]:
             value = dict(value)
         out[f.name] = value
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a person types: the operators a keyboard or a phone may produce, and the shape of a bare expression.
+
+UNICODE_OPERATORS = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "＝": "=", "？": "?"})
+BARE_EXPRESSION = re.compile(r"[\d\s+\-*/().]+")  # digits, operators and parentheses
+
+
+def typed_text(text) -> str:
+    """What a person typed with keyboard operators and single spaces: `72 ÷  4` -> `72 / 4`."""
+    return " ".join(str(text).translate(UNICODE_OPERATORS).split())
 
 
 # ---------------------------------------------------------------------------------------------------------------

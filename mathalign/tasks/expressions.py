@@ -23,7 +23,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .base import Problem, Task, barrier, canonical_number, last_match, option
+from .base import BARE_EXPRESSION, Problem, Task, barrier, canonical_number, last_match, option, typed_text
 
 TYPES = ["well_formed", "unbalanced_parens", "dangling_operator", "division_by_zero", "other_error"]
 INVALID_KINDS = ("unbalanced_parens", "dangling_operator", "division_by_zero")  # what generation draws
@@ -396,6 +396,11 @@ def render_error_target(steps, kind: str, failed_step=None) -> str:
 
 _FINAL = re.compile(r"Final Result:\s*(ERROR|-?\d[\d,]*)", re.IGNORECASE)
 _FINAL_BARRIER = barrier(r"\w\s:,\-")  # a _FINAL match holds only letters, digits, spaces, : , and -
+# The format reward's cue: " <think> Step 1: ... </think> Final Result: 12": one think block first, the result last.
+_FORMAT = re.compile(r"\A\s*<think>(?:(?!</?think>).)*</think>\s*Final Result: ?(?:-?\d{1,40}|ERROR)\s*\Z", re.DOTALL)
+_EVALUATE = re.compile(r"^\s*evaluate\s*:", re.IGNORECASE)
+_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_STEP_LINE = re.compile(r"(?=Step \d+\s*:)")
 # The left number may not start inside a longer run of digits (`(?<!\d)`): a match starting there would need the
 # same digits up to the operator as one starting at the run's first digit, which was tried first. Without it, a wall
 # of digits made the scan quadratic (8,000 digits: 1.2 s; 50,000: 46 s).
@@ -603,8 +608,44 @@ class ExpressionsTask(Task):
 
     # -- reading answers -----------------------------------------------------------------------------------------
 
+    answer_cue = "final result"
+    format_pattern = _FORMAT
+
     def extract_answer(self, text: str) -> str | None:
         return extract_answer(text)
+
+    def read_prompt(self, text: str) -> str | None:
+        """An expression of numbers, operators and parentheses (`Evaluate:` optional) as this family's prompt; None
+        otherwise.
+
+        >>> ExpressionsTask().read_prompt("5+(10 -3)"), ExpressionsTask().read_prompt("x-18=21, x=?")
+        ('Evaluate: 5 + (10 - 3)', None)
+        """
+        text = typed_text(text)
+        body = text.split(":", 1)[1].strip() if text.lower().startswith("evaluate:") else text
+        if body and BARE_EXPRESSION.fullmatch(body) and re.search(r"\d", body):
+            return self.normalize_prompt(PROMPT_PREFIX + body)
+        return None
+
+    def as_prompt(self, text: str) -> str:
+        """Any text as `Evaluate: ...` (a malformed expression is a problem too: its answer is ERROR)."""
+        text = str(text)
+        return self.normalize_prompt(text if text.lower().startswith("evaluate:") else PROMPT_PREFIX + text)
+
+    def problem_of(self, prompt: str) -> Problem | None:
+        """The problem of the expression a prompt asks to evaluate (well-formed or not: malformed ones are ERROR)."""
+        return self.from_expression(_EVALUATE.sub("", str(prompt)))
+
+    def steps(self, text: str) -> list[str]:
+        """The `Step N: ...` lines inside `<think> ... </think>`, spacing collapsed (empty without reasoning).
+
+        >>> ExpressionsTask().steps(" <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 </think> Final Result: 12")
+        ['Step 1: 10 - 3 = 7 Expression now: 5 + 7']
+        """
+        match = _THINK.search(str(text))
+        if not match:
+            return []
+        return [" ".join(p.split()) for p in _STEP_LINE.split(match.group(1)) if p.strip().startswith("Step")]
 
     def canonical_answer(self, answer) -> str | None:
         text = str(answer).strip()

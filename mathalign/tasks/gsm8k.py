@@ -26,6 +26,8 @@ INSTRUCTION = 'Solve step by step and end with the final answer as "#### <number
 
 _FINAL = re.compile(r"####\s*(-?\$?\s?[\d,]*\.?\d+)")
 _FINAL_BARRIER = barrier(r"\d\s#$,.\-")  # a _FINAL match holds only these
+# The format reward's cue: "... she sold 72 clips.\n#### 72", the last thing written.
+_FORMAT = re.compile(r"####\s*-?\$?(?:\d{1,3}(?:,\d{3})+|\d{1,40})(?:\.\d{1,40})?\s*\Z")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: `48/2 = <<48/2=24>>24`
 
 
@@ -72,6 +74,9 @@ class GSM8KTask(Task):
             key=" ".join(question.lower().split()),
             meta={},
         )
+
+    answer_cue = "####"
+    format_pattern = _FORMAT
 
     def extract_answer(self, text: str) -> str | None:
         """The number after the last `####` (commas and $ removed); fallback: the last number in the text.
