@@ -182,30 +182,44 @@ def _spec_fields(family: str) -> list[str]:
 
 
 def add_dataclass_arguments(parser, cls, suppress: bool = False) -> None:
-    """One `--flag` per field of `cls`, typed from its default, with the field's help text.
+    """One `--flag` (also spelled `--flag_name`) per field of `cls` with the field's help text, added by transformers'
+    `HfArgumentParser`, as every other mathalign command line is (recipes go through TRL's `TrlParser`).
 
-    With `suppress`, flags not given are left out of the parsed namespace, so the dataclass's own defaults apply.
+    The fields' declared types are unions and tuples HfArgumentParser does not take, so each field is handed to it as
+    the command line sees it: a list of the field's `type` for `nargs` fields, a bool for flags, else the type of its
+    default. A flag also gets its `--no-flag` here where HfArgumentParser adds none (it adds one only to a
+    true-by-default flag whose default it sets). With `suppress`, flags not given are left out of the parsed namespace, so the dataclass's own defaults
+    apply.
     """
+    from transformers import HfArgumentParser
+
     for f in dataclasses.fields(cls):
         if not f.init or "help" not in f.metadata:
             continue
-        meta, default = f.metadata, f.default
-        kwargs: dict[str, Any] = {"help": meta["help"] + ("" if default is None else f" (default: {_show(default)})")}
-        if suppress:
-            kwargs["default"] = argparse.SUPPRESS
-        else:
-            kwargs["default"] = default
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif "nargs" in meta:
-            kwargs["nargs"] = meta["nargs"]
-            kwargs["type"] = meta.get("type") or (type(default[0]) if default else str)
-        else:
-            kwargs["type"] = meta.get("type") or type(default)
-        if "choices" in meta:
-            kwargs["choices"] = meta["choices"]
-        parser.add_argument(flag, dest=f.name, **kwargs)
+        HfArgumentParser._parse_dataclass_field(parser, _cli_field(f, suppress))
+        if isinstance(f.default, bool) and (f.default is not True or suppress):  # HfArgumentParser's own: none
+            dashed = f.name.replace("_", "-")
+            parser.add_argument(f"--no-{dashed}", f"--no_{f.name}", action="store_false", dest=f.name,
+                                default=argparse.SUPPRESS, help=f"not --{dashed}")
+
+
+def _cli_field(f: dataclasses.Field, suppress: bool) -> dataclasses.Field:
+    """`f` as HfArgumentParser should see it: its command-line type, its help text with the default, and the
+    default argparse should use (argparse.SUPPRESS with `suppress`)."""
+    meta, default = f.metadata, f.default
+    metadata: dict[str, Any] = {"help": meta["help"] + ("" if default is None else f" (default: {_show(default)})")}
+    if "choices" in meta:
+        metadata["choices"] = meta["choices"]
+    if isinstance(default, bool):
+        cli_type: Any = bool
+    elif "nargs" in meta:
+        cli_type = list[meta.get("type") or (type(default[0]) if default else str)]
+        metadata["default"] = argparse.SUPPRESS if suppress else default  # the list branch leaves defaults alone
+    else:
+        cli_type = meta.get("type") or type(default)
+    shadow = dataclasses.field(default=argparse.SUPPRESS if suppress else default, metadata=metadata)
+    shadow.name, shadow.type = f.name, cli_type
+    return shadow
 
 
 def add_generation_arguments(parser, options_class: type = BuildOptions) -> None:
