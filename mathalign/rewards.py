@@ -38,11 +38,12 @@ import difflib
 import functools
 import inspect
 import math
-import re
 from collections.abc import Callable, Sequence
 
 from .tasks import get_task
-from .tasks.expressions import ExpressionError, apply
+from .tasks.expressions import (
+    find_steps,  # re-exported: the steps reward scores what it finds
+)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reading completions and dataset columns.
@@ -179,8 +180,9 @@ def has_format(text: str, task: str) -> bool:
 def format_reward(completions, task=None, **kwargs) -> list[float]:
     """1.0 when the completion states its answer in its family's format, else 0.0 (right or wrong answer alike).
 
-    arithmetic `The answer is N` once; expressions exactly `<think> ... </think> Final Result: N` (or ERROR);
-    gsm8k `#### N` at the end; aqua `Final Answer: X` at the end. GRPOTrainer decodes completions with
+    The family states its format (`Task.answer_cue`, `Task.format_pattern`): arithmetic `The answer is N` once;
+    expressions exactly `<think> ... </think> Final Result: N` (or ERROR); gsm8k `#### N` at the end; aqua
+    `Final Answer: X` at the end. GRPOTrainer decodes completions with
     `skip_special_tokens=True`: `<think>` reaches this function only if the tokenizer does not mark it special.
 
     >>> format_reward([" The answer is 7.", " 7", " The answer is 7. The answer is 8."], task="arithmetic")
@@ -195,59 +197,9 @@ def _has_short_format(text: str, family) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Steps: every `a op b = c` written is checked with the expressions family's rule (`apply`: exact integer division).
-# "Math Mind" rewards correct steps, penalises wrong or repeated ones and discounts later steps.
-
-MAX_STEP_DIGITS = 30  # a longer number is not a step a model works out; it is skipped, not scored
-_NUM = rf"(?:\(\s*-\s*\d{{1,{MAX_STEP_DIGITS}}}\s*\)|-?\d{{1,{MAX_STEP_DIGITS}}})"  # 7, -7 or (-7)
-# The left number may not continue a word, decimal or number (`x3`, `1.5`, `1,000`), which also keeps the scan
-# linear on a wall of digits; the result may not continue as a decimal (`= 6.5` is not `= 6`).
-_STEP = re.compile(rf"(?<![\w.)])(?<!\d,)({_NUM})\s*([-+*/×÷])\s*({_NUM})\s*=\s*({_NUM})(?!\.?\d)")
-_OPS = {"×": "*", "÷": "/"}
-
-
-def find_steps(text: str) -> list[tuple[int, str, int, int, bool]]:
-    """Every binary step `a op b = c` in `text`, in order, as (a, op, b, c, correct); never raises.
-
-    A number that follows another operator (`2 + 3 * 4 = 14`) is part of a longer expression, not a step: skipped.
-    Decimals are skipped too (the rule is integer arithmetic).
-
-    >>> find_steps("Step 1: 10 - 3 = 7 Expression now: 5 + 7 Step 2: 5 + 7 = 13")
-    [(10, '-', 3, 7, True), (5, '+', 7, 13, False)]
-    >>> find_steps("5-(-3)=8, 7/2=3")
-    [(5, '-', -3, 8, True), (7, '/', 2, 3, False)]
-    """
-    steps = []
-    try:
-        for match in _STEP.finditer(text):
-            before = _char_before(text, match.start())
-            if before and before in "+-*/×÷":
-                continue
-            a, op, b, c = (_step_int(match.group(1)), _OPS.get(match.group(2), match.group(2)),
-                           _step_int(match.group(3)), _step_int(match.group(4)))
-            steps.append((a, op, b, c, _step_is_right(a, op, b, c)))
-    except Exception:
-        pass
-    return steps
-
-
-def _char_before(text: str, i: int) -> str:
-    """The last non-space character before position i ('' at the start); scans back, no copy of the text."""
-    i -= 1
-    while i >= 0 and text[i].isspace():
-        i -= 1
-    return text[i] if i >= 0 else ""
-
-
-def _step_int(text: str) -> int:
-    return int(text.replace("(", "").replace(")", "").replace(" ", ""))
-
-
-def _step_is_right(a: int, op: str, b: int, c: int) -> bool:
-    try:  # the bound only keeps the check cheap: a result this large never equals a 30-digit c anyway
-        return apply(op, a, b, max_abs_value=10 ** (2 * MAX_STEP_DIGITS + 1)) == c
-    except ExpressionError:  # division by zero, inexact division
-        return False
+# Steps: every `a op b = c` written, as `mathalign.tasks.steps` reads it, checked with the expressions family's rule
+# (`find_steps`: exact integer division). "Math Mind" rewards correct steps, penalises wrong or repeated ones and
+# discounts later steps.
 
 
 def score_steps(steps, discount: float = 0.9) -> float:

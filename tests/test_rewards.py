@@ -483,3 +483,11 @@ def test_rewards_restate_no_family_cue():
     patterns = " ".join(_regex_patterns(mathalign.rewards)).lower()
     assert not [cue for cue in cues if cue in patterns]
     assert not hasattr(mathalign.rewards, "FORMATS")
+
+
+def test_find_steps_is_the_families_step_reader():
+    # one step parser: rewards re-exports the expressions family's reader instead of keeping its own regex
+    from mathalign.tasks import expressions
+
+    assert find_steps is expressions.find_steps
+    assert not _regex_patterns(mathalign.rewards)

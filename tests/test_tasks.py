@@ -663,3 +663,39 @@ STEP_LINES = [
 def test_expressions_steps(text, expected):
     assert get_task("expressions").steps(text) == expected
     assert get_task("arithmetic").steps(text) == []  # a family without step lines has none
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One step parser: `verify_steps`, `find_steps` (the steps reward) and the expressions family's `steps` (chat) all
+# read through mathalign.tasks.steps.
+
+SHARED_STEPS = [
+    # a trace of the expressions family
+    (" <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 Step 2: 5 + 7 = 13", [(10, "-", 3, 7), (5, "+", 7, 13)]),
+    ("5-(-3)=8", [(5, "-", -3, 8)]),  # a parenthesised negative operand
+    ("6 × 7 = 42, 8 ÷ 2 = 4", [(6, "*", 7, 42), (8, "/", 2, 4)]),  # unicode operators read as * and /
+    ("x3+4=7", []),  # a number inside a word is not a step
+    ("1.5 + 2 = 3.5", []),  # decimals are not integer arithmetic
+    ("2 + 3 + 4 = 9", []),  # a chain is not a binary step
+    ("9" * 31 + " + 1 = 2", []),  # numbers past MAX_STEP_DIGITS digits are skipped
+    (None, []),  # junk: no steps, no exception
+]
+
+
+@pytest.mark.parametrize("text, expected", SHARED_STEPS, ids=range(len(SHARED_STEPS)))
+def test_every_step_reader_reads_the_same_steps(text, expected):
+    from mathalign.tasks.expressions import find_steps
+    from mathalign.tasks.steps import parse_steps
+
+    assert parse_steps(text) == expected
+    assert [step[:4] for step in find_steps(text)] == expected  # the steps reward's reading
+    assert verify_steps(text) == [correct for *_, correct in find_steps(text)]  # and the family's verdicts
+
+
+def test_verify_steps_bounds_results_and_find_steps_does_not():
+    from mathalign.tasks.expressions import find_steps
+
+    text = "1000 * 1000 = 1000000, 2000 * 1000 = 2000000"
+    assert verify_steps(text) == [True, False]  # the family's MAX_ABS_VALUE: 2,000,000 is out of bounds
+    assert verify_steps(text, max_abs_value=10**7) == [True, True]
+    assert [correct for *_, correct in find_steps(text)] == [True, True]  # the reward checks any integer step

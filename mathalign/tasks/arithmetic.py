@@ -33,8 +33,18 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from .base import (BARE_EXPRESSION, UNICODE_OPERATORS, Problem, Task, barrier, last_integer, last_match, option,
-                   parse_weights, typed_text)
+from .base import (
+    BARE_EXPRESSION,
+    UNICODE_OPERATORS,
+    Problem,
+    Task,
+    barrier,
+    last_integer,
+    last_match,
+    option,
+    parse_weights,
+    typed_text,
+)
 
 TYPES = [
     "a_plus_b",  # 17+19=?

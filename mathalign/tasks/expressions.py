@@ -23,7 +23,17 @@ import random
 import re
 from dataclasses import dataclass
 
-from .base import BARE_EXPRESSION, Problem, Task, barrier, canonical_number, last_match, option, typed_text
+from .base import (
+    BARE_EXPRESSION,
+    Problem,
+    Task,
+    barrier,
+    canonical_number,
+    last_match,
+    option,
+    typed_text,
+)
+from .steps import MAX_STEP_DIGITS, parse_steps, step_lines
 
 TYPES = ["well_formed", "unbalanced_parens", "dangling_operator", "division_by_zero", "other_error"]
 INVALID_KINDS = ("unbalanced_parens", "dangling_operator", "division_by_zero")  # what generation draws
@@ -399,12 +409,6 @@ _FINAL_BARRIER = barrier(r"\w\s:,\-")  # a _FINAL match holds only letters, digi
 # The format reward's cue: " <think> Step 1: ... </think> Final Result: 12": one think block first, the result last.
 _FORMAT = re.compile(r"\A\s*<think>(?:(?!</?think>).)*</think>\s*Final Result: ?(?:-?\d{1,40}|ERROR)\s*\Z", re.DOTALL)
 _EVALUATE = re.compile(r"^\s*evaluate\s*:", re.IGNORECASE)
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
-_STEP_LINE = re.compile(r"(?=Step \d+\s*:)")
-# The left number may not start inside a longer run of digits (`(?<!\d)`): a match starting there would need the
-# same digits up to the operator as one starting at the run's first digit, which was tried first. Without it, a wall
-# of digits made the scan quadratic (8,000 digits: 1.2 s; 50,000: 46 s).
-_STEP = re.compile(r"(-?(?<!\d)\d+)\s*([-+*/×÷])\s*(-?\d+)\s*=\s*(-?\d+)")
 
 
 def extract_answer(text: str) -> str | None:
@@ -422,33 +426,35 @@ def extract_answer(text: str) -> str | None:
 def verify_steps(text: str, max_abs_value: int = MAX_ABS_VALUE) -> list[bool]:
     """For each binary step `a op b = c` written in `text`, whether it is right (exact division; c within bounds).
 
-    Works on this family's `Step 1: 10 - 3 = 7` and on `@@@@ 10 * 7 = 70 @@@@`-style steps. A match whose left
-    number follows another operator (`2 + 3 + 4 = 9`) is not a binary step and is skipped. Never raises.
+    Works on this family's `Step 1: 10 - 3 = 7` and on `@@@@ 10 * 7 = 70 @@@@`-style steps; the steps are those
+    `mathalign.tasks.steps.parse_steps` reads (a chain such as `2 + 3 + 4 = 9` is not a binary step). Never raises.
 
     >>> verify_steps(" <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 Step 2: 5 + 7 = 13")
     [True, False]
     """
-    results = []
+    return [_step_is_right(a, op, b, c, max_abs_value) for a, op, b, c in parse_steps(text)]
+
+
+def find_steps(text: str) -> list[tuple[int, str, int, int, bool]]:
+    """Every binary step `a op b = c` in `text`, in order, as (a, op, b, c, correct); never raises.
+
+    The steps are those `parse_steps` reads: a number that follows another operator (`2 + 3 * 4 = 14`) is part of a
+    longer expression, and decimals are not integer arithmetic: both skipped. The steps reward scores these.
+
+    >>> find_steps("Step 1: 10 - 3 = 7 Expression now: 5 + 7 Step 2: 5 + 7 = 13")
+    [(10, '-', 3, 7, True), (5, '+', 7, 13, False)]
+    >>> find_steps("5-(-3)=8, 7/2=3")
+    [(5, '-', -3, 8, True), (7, '/', 2, 3, False)]
+    """
+    bound = 10 ** (2 * MAX_STEP_DIGITS + 1)  # keeps the check cheap: a larger result never equals a 30-digit c
+    return [(a, op, b, c, _step_is_right(a, op, b, c, bound)) for a, op, b, c in parse_steps(text)]
+
+
+def _step_is_right(a: int, op: str, b: int, c: int, max_abs_value: int) -> bool:
     try:
-        text = str(text)
-        previous_end = 0  # the text before a match, back to the previous match (which ends in a digit)
-        for match in _STEP.finditer(text):
-            before = text[previous_end : match.start()].rstrip()
-            previous_end = match.end()
-            if before and before[-1] in "+-*/×÷":  # a longer chain such as `2 + 3 + 4 = 9`
-                continue
-            a, op, b, c = match.groups()
-            if max(len(a), len(b), len(c)) > 30:
-                results.append(False)
-                continue
-            op = {"×": "*", "÷": "/"}.get(op, op)
-            try:
-                results.append(apply(op, int(a), int(b), max_abs_value) == int(c))
-            except ExpressionError:
-                results.append(False)
-    except Exception:
-        pass
-    return results
+        return apply(op, a, b, max_abs_value) == c
+    except ExpressionError:  # division by zero, inexact division, out of bounds
+        return False
 
 
 def normalize_expression(text: str) -> str:
@@ -637,15 +643,12 @@ class ExpressionsTask(Task):
         return self.from_expression(_EVALUATE.sub("", str(prompt)))
 
     def steps(self, text: str) -> list[str]:
-        """The `Step N: ...` lines inside `<think> ... </think>`, spacing collapsed (empty without reasoning).
+        """The `Step N: ...` lines inside `<think> ... </think>`, spacing collapsed (`steps.step_lines`).
 
         >>> ExpressionsTask().steps(" <think> Step 1: 10 - 3 = 7 Expression now: 5 + 7 </think> Final Result: 12")
         ['Step 1: 10 - 3 = 7 Expression now: 5 + 7']
         """
-        match = _THINK.search(str(text))
-        if not match:
-            return []
-        return [" ".join(p.split()) for p in _STEP_LINE.split(match.group(1)) if p.strip().startswith("Step")]
+        return step_lines(text)
 
     def canonical_answer(self, answer) -> str | None:
         text = str(answer).strip()
