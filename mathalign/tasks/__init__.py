@@ -6,7 +6,11 @@
     True
 
 Every family has `name`, `types`, `make_spec(**options)`, `generate(rng, spec)` (arithmetic, expressions) or
-`from_row(row)` (gsm8k, aqua), `extract_answer(text)`, `check(text, answer)` and `normalize_prompt(text)`.
+`from_row(row)` (gsm8k, aqua), `extract_answer(text)`, `check(text, answer)` and `normalize_prompt(text)`; and its
+surface, which rewards, chat and evaluation ask instead of restating it: `answer_cue`/`format_pattern`/
+`has_answer_format(text)` (the format reward's strict cue), `read_prompt(text)` (what a person typed, as this
+family's prompt, or None), `as_prompt(text)`, `problem_of(prompt)` (the problem a prompt asks, or None) and
+`steps(text)` (reasoning lines). Steps of any completion are read by one parser, `mathalign.tasks.steps`.
 Dataset rows carry a `task` column naming their family, so rewards and evaluation dispatch with `get_task(row_task)`.
 """
 
