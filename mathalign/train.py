@@ -237,8 +237,7 @@ def _read_json(path: Path) -> dict:
 
 def finished_run(output_dir) -> dict | None:
     """The metrics of the finished run in `output_dir` (its train_results.json, written last), else None."""
-    path = Path(output_dir) / "train_results.json"
-    return _read_json(path) if path.is_file() and _read_json(path) else None
+    return _read_json(Path(output_dir) / "train_results.json") or None
 
 
 def check_run(script_args, model_args, training_args, recipe: dict | None = None) -> dict | None:
