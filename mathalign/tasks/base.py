@@ -114,6 +114,12 @@ class Task:
         """The reasoning steps written in `text`, one string each (default: the family writes none)."""
         return []
 
+    def surface_variant(self, problem: Problem, rng: random.Random) -> Problem:
+        """`problem` written another way a person would write it (other spacing, operand order, redundant
+        parentheses): the same key, answer, target and type, another prompt, `meta["form"]` naming the way. The
+        default, for a family with one way of writing: `problem` itself."""
+        return problem
+
     def num_distinct(self, spec, type: str | None = None) -> int | None:
         """How many distinct problems (keys) the spec can produce, per type or in total; None when unbounded."""
         return None
