@@ -423,7 +423,9 @@ def test_verifiers_never_raise(text):
         ("arithmetic", {"max_depth": 3}, "unknown arithmetic option"),  # another family's option
         ("expressions", {"max_depth": 0}, "max_depth"),  # no operation at all
         ("expressions", {"num_range": (20, 1)}, "num_range"),  # empty range
-        ("expressions", {"num_operands": (1, 3)}, "num_operands"),  # a single number is no problem
+        ("expressions", {"num_operands": (0, 3)}, "num_operands"),  # no number at all is no problem
+        ("expressions", {"surface_variants": 1.5}, "surface_variants"),  # not a probability
+        ("arithmetic", {"surface_variants": -0.1}, "surface_variants"),
         ("expressions", {"num_operands": (9, 10), "max_depth": 3}, "cannot fit in max_depth"),  # too deep to fit
         ("expressions", {"operators": ("+", "%")}, "operators"),  # unknown operator
         ("expressions", {"operators": ("/",)}, "besides /"),  # division alone cannot always be exact
@@ -699,3 +701,69 @@ def test_verify_steps_bounds_results_and_find_steps_does_not():
     assert verify_steps(text) == [True, False]  # the family's MAX_ABS_VALUE: 2,000,000 is out of bounds
     assert verify_steps(text, max_abs_value=10**7) == [True, True]
     assert [correct for *_, correct in find_steps(text)] == [True, True]  # the reward checks any integer step
+
+
+# -- surface variants: every other way of writing a problem is the same problem ---------------------------------
+
+
+@pytest.mark.parametrize("type", ARITHMETIC.types)
+def test_arithmetic_surface_variants_parse_back_to_the_same_problem(type):
+    rng, spec = random.Random(type), ARITHMETIC.make_spec(answer_style="worked", spacing_variants=0.0)
+    forms = set()
+    for _ in range(200):
+        problem = ARITHMETIC.generate(rng, spec, type=type)
+        variant = ARITHMETIC.surface_variant(problem, rng, spec)
+        assert variant.prompt != problem.prompt
+        parsed = ARITHMETIC.from_prompt(variant.prompt, spec)
+        assert (parsed.key, parsed.answer, parsed.type) == (problem.key, problem.answer, problem.type)
+        assert variant.key == problem.key and variant.answer == problem.answer
+        assert parsed.target == variant.target  # the worked steps of the prompt as written
+        forms.add(variant.meta["form"])
+    assert "spacing" in forms
+    if type in ("a_plus_b", "a_times_b", "x_plus_b", "x_times_b"):
+        assert any("operand_order" in form for form in forms)
+
+
+def test_arithmetic_surface_variants_cover_spaces_around_every_piece():
+    rng = random.Random(0)
+    problem = ARITHMETIC.make_problem("x_minus_b", 3, 18)  # x-18=-15, x=?: a negative right-hand side
+    prompts = {ARITHMETIC.surface_variant(problem, rng).prompt for _ in range(3000)}
+    assert "x - 18 = -15 , x = ?" in prompts and "x-18=-15,x=?" in prompts
+    assert all(ARITHMETIC.from_prompt(p).answer == "3" for p in prompts)
+
+
+def test_expressions_surface_variants_parse_back_to_the_same_problem():
+    rng = random.Random(0)
+    spec = EXPRESSIONS.make_spec(num_operands=(1, 5), invalid_rate=0.3)
+    forms, types = set(), set()
+    for _ in range(1000):
+        problem = EXPRESSIONS.generate(rng, spec)
+        variant = EXPRESSIONS.surface_variant(problem, rng)
+        assert variant.prompt != problem.prompt and variant.prompt.startswith("Evaluate: ")
+        parsed = EXPRESSIONS.problem_of(variant.prompt)
+        assert (parsed.key, parsed.answer, parsed.target) == (problem.key, problem.answer, problem.target)
+        forms.add(variant.meta["form"])
+        types.add(problem.type)
+    assert {"spacing", "parentheses", "parentheses+spacing"} <= forms
+    assert {"well_formed", "unbalanced_parens", "dangling_operator"} <= types  # malformed ones stay ERROR
+
+
+def test_expressions_variants_of_a_lone_number_and_redundant_parentheses():
+    lone = EXPRESSIONS.from_expression("7")
+    assert lone.answer == "7" and lone.difficulty == 0
+    variant = EXPRESSIONS.surface_variant(lone, random.Random(0))
+    assert "(" in variant.prompt and variant.key == "7" and variant.answer == "7"
+    nested = EXPRESSIONS.from_expression("(12 - 4) - (3 + 1)")
+    assert nested.key == "12 - 4 - (3 + 1)" and nested.answer == "4"
+    assert nested.prompt == "Evaluate: (12 - 4) - (3 + 1)"  # the prompt keeps what the person wrote
+
+
+@pytest.mark.parametrize("task", [ARITHMETIC, EXPRESSIONS])
+def test_surface_variants_option_rewrites_that_share_of_prompts(task):
+    no_spacing = {"spacing_variants": 0.0} if task is ARITHMETIC else {}
+    for share in (0.0, 0.5, 1.0):
+        spec, rng = task.make_spec(surface_variants=share, **no_spacing), random.Random(1)
+        problems = [task.generate(rng, spec) for _ in range(400)]
+        rewritten = sum(bool(p.meta.get("form")) for p in problems) / len(problems)
+        assert abs(rewritten - share) < 0.1
+        assert all(task.problem_of(p.prompt).key == p.key for p in problems)

@@ -87,6 +87,9 @@ class ArithmeticSpec:
                                choices=ANSWER_STYLES)
     spacing_variants: float = option(0.1, "probability that a prompt uses other spacing (`72-x=34,x=?`, "
                                      "`72 - x = 34, x = ?`); normalize_prompt maps them all to one form")
+    surface_variants: float = option(0.0, "probability that a prompt is written another way a person would write "
+                                     "it: any spacing around each operator, `=`, `,` and `?`, the operands of "
+                                     "+ and * in either order (`surface_variant`); the target stays the same")
     allow_negative: bool = option(True, "subtraction may give negative numbers (`3-7=?`)")
     _ranges: list[tuple[int, int]] = field(init=False, repr=False, compare=False)  # (lowest, count) per digit count
     _type_names: list[str] = field(init=False, repr=False, compare=False)
@@ -113,8 +116,10 @@ class ArithmeticSpec:
             raise ValueError(f"types needs finite weights >= 0 and at least one positive weight, got {self.types!r}")
         if self.answer_style not in ANSWER_STYLES:
             raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {self.answer_style!r}")
-        if not 0.0 <= float(self.spacing_variants) <= 1.0:
-            raise ValueError(f"spacing_variants is a probability in [0, 1], got {self.spacing_variants!r}")
+        for name in ("spacing_variants", "surface_variants"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], got {value!r}")
         self._ranges = [(lo, hi - lo + 1) for lo, hi in map(digit_range, range(self.min_digits, self.max_digits + 1))]
         self._type_names = [t for t in TYPES if weights.get(t, 0) > 0]  # TYPES order: deterministic draws
         cum, total = [], 0.0
@@ -181,6 +186,8 @@ class ArithmeticTask(Task):
         if rng is not None and spec.spacing_variants and rng.random() < spec.spacing_variants:
             variants = _VARIANTS_EQUATION if type in EQUATION_TYPES else _VARIANTS_DIRECT
             variant = variants[int(rng.random() * len(variants))]
+        if rng is not None and spec.surface_variants and rng.random() < spec.surface_variants:
+            return self.surface_variant(self.make_problem(type, a, b, spec, swapped=swapped), rng, spec)
         return Problem(
             prompt=render_prompt(prompt_parts, variant),
             target=render_target(type, a, b, answer, spec.answer_style),
@@ -190,6 +197,39 @@ class ArithmeticTask(Task):
             key=problem_key(type, a, b),
             meta={"a": a, "b": b, "swapped": swapped},
         )
+
+    def surface_variant(self, problem: Problem, rng: random.Random, spec: ArithmeticSpec | None = None) -> Problem:
+        """`problem` written another way: each gap between the prompt's pieces (numbers, `x`, operators, `=`, `,`,
+        `?`) a space or none, and for `+` and `*` the operands in either order; never the canonical prompt nor
+        `problem`'s own.
+
+        The key and answer stay; the target is the one for the prompt as written (a worked product multiplies by
+        the digits of the second operand written), in the spec's answer style. `meta["form"]` says what changed:
+        `spacing`, `operand_order` or both.
+
+        >>> task = ArithmeticTask()
+        >>> variant = task.surface_variant(task.make_problem("x_minus_b", 21, 18), random.Random(0))
+        >>> variant.prompt, variant.answer, variant.key
+        ('x-18 = 3, x= ?', '21', 'x_minus_b:21,18')
+        """
+        spec = spec or ArithmeticSpec()
+        type, a, b, swapped = problem.type, problem.meta["a"], problem.meta["b"], problem.meta.get("swapped", False)
+        canonical = render_prompt(_solve(type, a, b, swapped)[1])
+        for _ in range(100):
+            reorder = type in COMMUTATIVE_ORDER and rng.random() < 0.5
+            if reorder and type in COMMUTATIVE_TYPES:
+                a2, b2, swapped2 = b, a, swapped
+            else:
+                a2, b2, swapped2 = a, b, swapped ^ reorder
+            answer, parts = _solve(type, a2, b2, swapped2)
+            prompt = _render_loose(parts, rng)
+            if prompt not in (canonical, problem.prompt):
+                break
+        forms = [name for name, changed in (("operand_order", reorder), ("spacing", prompt != render_prompt(parts)))
+                 if changed]
+        return Problem(prompt=prompt, target=render_target(type, a2, b2, answer, spec.answer_style),
+                       answer=str(answer), type=type, difficulty=problem.difficulty, key=problem.key,
+                       meta={**problem.meta, "a": a2, "b": b2, "swapped": swapped2, "form": "+".join(forms)})
 
     def from_prompt(self, prompt: str, spec: ArithmeticSpec | None = None) -> Problem | None:
         """The problem a prompt asks (any spacing), or None if it is none of the nine types.
@@ -446,6 +486,16 @@ def render_prompt(parts: list[str], variant: str = "canonical") -> str:
     if variant == "spaced_no_comma":
         return f"{' '.join(lhs)} = {rhs},x = ?"
     raise ValueError(f"unknown prompt variant {variant!r}")
+
+
+COMMUTATIVE_ORDER = frozenset({"a_plus_b", "a_times_b", "x_plus_b", "x_times_b"})  # operands in either order
+
+
+def _render_loose(parts: list[str], rng: random.Random) -> str:
+    """The prompt of `parts` with each gap between pieces drawn: a space or none (what people type)."""
+    pieces = parts[:3] + ["=", "?"] if len(parts) == 3 else parts[:3] + ["=", parts[3], ",", "x", "=", "?"]
+    gaps = [" " if rng.random() < 0.5 else "" for _ in pieces[1:]]
+    return pieces[0] + "".join(gap + piece for gap, piece in zip(gaps, pieces[1:]))
 
 
 def _r(n: int) -> str:

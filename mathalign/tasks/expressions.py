@@ -84,14 +84,18 @@ class ExpressionsSpec:
                                                    nargs="+")
     max_abs_value: int = option(MAX_ABS_VALUE, "bound on every intermediate value (larger draws are redrawn), "
                                 "at most 10**18")
+    surface_variants: float = option(0.0, "probability that a prompt is written another way a person would write "
+                                     "it: other spacing, redundant parentheses (`(12 - 4) - (3 + 1)`, `((1 + 2) + "
+                                     "3)`, `(7)`) (`surface_variant`); the target stays the same")
 
     def __post_init__(self):
         if not _is_int(self.max_depth) or not 1 <= self.max_depth <= MAX_DEPTH:
             raise ValueError(f"max_depth must be an integer in [1, {MAX_DEPTH}], got {self.max_depth!r}")
         self.num_range = _int_range("num_range", self.num_range)
         self.num_operands = _int_range("num_operands", self.num_operands)
-        if self.num_operands[0] < 2:
-            raise ValueError(f"num_operands must start at 2 or more (one operation at least), got {self.num_operands}")
+        if self.num_operands[0] < 1:
+            raise ValueError(f"num_operands must start at 1 or more (1: a lone number, `Evaluate: 7`), got "
+                             f"{self.num_operands}")
         if self.num_operands[1] > MAX_OPERANDS:
             raise ValueError(f"num_operands allows at most {MAX_OPERANDS} numbers per expression, got "
                              f"{self.num_operands}")
@@ -119,6 +123,9 @@ class ExpressionsSpec:
         if not _is_int(self.max_abs_value) or self.max_abs_value < max(abs(n) for n in self.num_range):
             raise ValueError(
                 f"max_abs_value must be an integer >= every number in num_range, got {self.max_abs_value!r}")
+        if (isinstance(self.surface_variants, bool) or not isinstance(self.surface_variants, (int, float))
+                or not 0.0 <= self.surface_variants <= 1.0):
+            raise ValueError(f"surface_variants is a probability in [0, 1], got {self.surface_variants!r}")
         if self.max_abs_value > MAX_ABS_VALUE_LIMIT:
             raise ValueError(f"max_abs_value must be at most 10**18 (answers longer than that are not read), got "
                              f"{self.max_abs_value!r}")
@@ -519,9 +526,41 @@ class ExpressionsTask(Task):
             tree = self.random_tree(rng, spec)
             steps, value = solution_steps(tree, spec.max_abs_value)
             expression = render(tree)
-            return self._problem(expression, str(value), render_target(steps, value), type,
-                                 count_operations(tree), {"tree": tree})
-        return self._invalid(rng, spec, type)
+            problem = self._problem(expression, str(value), render_target(steps, value), type,
+                                    count_operations(tree), {"tree": tree})
+        else:
+            problem = self._invalid(rng, spec, type)
+        if spec.surface_variants and rng.random() < spec.surface_variants:
+            return self.surface_variant(problem, rng)
+        return problem
+
+    def surface_variant(self, problem: Problem, rng: random.Random) -> Problem:
+        """`problem` written another way: other spacing (none, more, or drawn per gap) and, for a well-formed
+        expression, parentheses it does not need around some operations, the whole expression or a number
+        (`(12 - 4) - (3 + 1)`, `((1 + 2) + 3)`, `(7)`); never the canonical prompt nor `problem`'s own.
+
+        Key, answer and target stay: the steps reduce the same tree. `meta["form"]` says what changed: `spacing`,
+        `parentheses` or both.
+
+        >>> task = ExpressionsTask()
+        >>> variant = task.surface_variant(task.from_expression("12 - 4 - (3 + 1)"), random.Random(24))
+        >>> variant.prompt, variant.answer, variant.key
+        ('Evaluate: (12 - 4) - (3 + 1)', '4', '12 - 4 - (3 + 1)')
+        """
+        expression = problem.prompt[len(PROMPT_PREFIX):]
+        tree = problem.meta.get("tree")
+        for _ in range(100):
+            if tree is not None:
+                tokens = _loose_tokens(tree, rng, extra=rng.choice((0.0, 0.3, 0.6)), force=isinstance(tree, int))
+            else:  # malformed: only the spacing can change
+                tokens = tokenize(expression)
+            text = _join_loose(tokens, rng)
+            if PROMPT_PREFIX + text != problem.prompt and text != problem.key:
+                break
+        parenthesised = tree is not None and tokens.count("(") > render(tree).count("(")
+        forms = [name for name, changed in (("parentheses", parenthesised),
+                                            ("spacing", text != normalize_expression(text))) if changed]
+        return dataclasses.replace(problem, prompt=PROMPT_PREFIX + text, meta={**problem.meta, "form": "+".join(forms)})
 
     def _problem(self, expression, answer, target, type, difficulty, meta) -> Problem:
         return Problem(prompt=PROMPT_PREFIX + expression, target=target, answer=answer, type=type,
@@ -538,7 +577,10 @@ class ExpressionsTask(Task):
         except ExpressionError as err:
             type = err.kind if err.kind in INVALID_KINDS else "other_error"
             difficulty, meta = _operator_count(expression), {}
-        return self._problem(expression, answer, target, type, difficulty, meta)
+        problem = self._problem(expression, answer, target, type, difficulty, meta)
+        if type == "well_formed":  # `(12 - 4) - (3 + 1)` is the problem `12 - 4 - (3 + 1)`: one key
+            problem.key = render(tree)
+        return problem
 
     # -- trees ---------------------------------------------------------------------------------------------------
 
@@ -676,6 +718,39 @@ class ExpressionsTask(Task):
         return sum(shapes[n] * values**n * ops ** (n - 1) for n in range(spec.num_operands[0], spec.max_operands + 1))
 
 
+def _loose_tokens(node, rng: random.Random, extra: float, parent_precedence: int = 0, right_of_parent: bool = False,
+                  force: bool = False) -> list[str]:
+    """`render`'s tokens with parentheses a person might add: around an operation that does not need them (with
+    probability `extra`), now and then doubled, and rarely around a number (always when `force`)."""
+    if isinstance(node, int):
+        tokens = [str(node)]
+        wrap = force or rng.random() < extra / 6
+    else:
+        op, left, right = node
+        prec = PRECEDENCE[op]
+        tokens = [*_loose_tokens(left, rng, extra, prec, False), op, *_loose_tokens(right, rng, extra, prec, True)]
+        needed = prec < parent_precedence or (right_of_parent and prec == parent_precedence)
+        wrap = needed or rng.random() < extra
+    if wrap:
+        tokens = ["(", *tokens, ")"]
+        if rng.random() < 0.1:
+            tokens = ["(", *tokens, ")"]
+    return tokens
+
+
+def _join_loose(tokens: list[str], rng: random.Random) -> str:
+    """Tokens joined as people type them: no spaces, a space everywhere, canonical spacing, or each gap drawn."""
+    style = rng.choice(("none", "every", "canonical", "drawn"))
+    out = tokens[:1]
+    for before, token in zip(tokens, tokens[1:]):
+        canonical = "" if before == "(" or token == ")" else " "
+        gap = {"none": "", "every": " ", "canonical": canonical}.get(style)
+        if gap is None:
+            gap = rng.choice(("", " ", " ", "  ")) if rng.random() < 0.5 else canonical
+        out.append(gap + token)
+    return "".join(out)
+
+
 def _operator_count(expression: str) -> int:
     """Difficulty of a malformed expression: how many operator symbols it holds (it has no tree to count)."""
     return sum(expression.count(op) for op in OPERATORS)
@@ -735,7 +810,7 @@ def _unbalance(rng: random.Random, expression: str) -> str:
 def _dangle(rng: random.Random, expression: str, operators) -> str:
     """An operator with a missing operand: at the end (`5 + 7 +`), at the start (`* 5 + 7`), or doubled (`5 + * 7`)."""
     op = rng.choice(operators)
-    where = rng.randrange(3)
+    where = rng.randrange(3 if any(t in PRECEDENCE for t in expression.split(" ")) else 2)  # `7`: nothing to double
     if where == 0:
         return f"{expression} {op}"
     non_minus = [o for o in operators if o != "-"] or ["+"]
