@@ -14,6 +14,7 @@ Why these choices:
 - Nothing is added automatically (no BOS), like Qwen: prompts and completions tokenise the same alone or joined.
 """
 
+import re
 from collections.abc import Iterable
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -103,4 +104,17 @@ def train_tokenizer(
     return wrap_tokenizer(tokenizer, model_max_length=model_max_length)
 
 
-__all__ = ["SPECIAL_TOKENS", "train_tokenizer", "wrap_tokenizer"]
+def digit_token_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
+    """The ids of the tokens that are a number's digits: `0`...`9`, and ` 0`...` 9` under `merge_number_spaces`.
+
+    What an Abacus MathGPT (`MathGPTConfig(abacus_embeddings=True, digit_token_ids=...)`) counts digit runs with.
+
+    >>> tok = train_tokenizer(["12 + 7 = 19"], vocab_size=300)
+    >>> sorted(tok.decode([i]) for i in digit_token_ids(tok))
+    ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']
+    """
+    pieces = {i: tokenizer.decode([i]) for i in range(len(tokenizer))}
+    return sorted(i for i, piece in pieces.items() if re.fullmatch(r" ?[0-9]+", piece))
+
+
+__all__ = ["SPECIAL_TOKENS", "digit_token_ids", "train_tokenizer", "wrap_tokenizer"]

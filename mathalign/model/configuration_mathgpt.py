@@ -7,6 +7,7 @@ Self-contained on purpose: `save_pretrained` copies this file next to the weight
 mathalign installed can load a checkpoint with `trust_remote_code=True`. Import nothing from mathalign here.
 """
 
+import dataclasses
 from functools import wraps
 from typing import Literal
 
@@ -15,7 +16,7 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
-POSITION_EMBEDDING_TYPES = ("rope", "learned")
+POSITION_EMBEDDING_TYPES = ("rope", "learned", "nope")
 NORM_TYPES = ("layernorm", "rmsnorm")
 
 
@@ -60,6 +61,22 @@ class MathGPTConfig(PreTrainedConfig):
     >>> config = MathGPTConfig(vocab_size=512, hidden_size=128, num_hidden_layers=2, num_attention_heads=4)
     >>> model = MathGPTForCausalLM(config)
     ```
+
+    Positions come in two independent parts, so a recipe reads as "ordinary positions: X; digit positions: Y":
+    - `position_embedding_type` places every token in the sequence: `"rope"` (rotary, the default), `"learned"`
+      (a GPT-2/nanoGPT absolute table, so nanoGPT checkpoints import exactly) or `"nope"` (no position signal at
+      all: causal attention alone tells tokens apart, which generalises to longer digit strings than either).
+    - `abacus_embeddings=True` adds Abacus digit positions (McLeish et al. 2024, "Transformers Can Do Arithmetic
+      with the Right Embeddings"), on top of any of the three: a learned vector indexed by each token's place in
+      its run of consecutive digit tokens (1 for a number's first digit, 2 for its second, ...; 0 for any other
+      token), added to the token embedding. It needs `digit_token_ids`; `mathalign.tokenizer.digit_token_ids`
+      computes them, and a recipe's `mathgpt_config` gets them filled in. In training mode each sequence adds one
+      random offset in [0, `abacus_max_offset`] to its nonzero indices, so the rows for numbers longer than any
+      seen in training are trained too.
+
+    ```yaml
+    mathgpt_config: {position_embedding_type: nope, abacus_embeddings: true}  # the paper's Abacus + NoPE
+    ```
     """
 
     model_type = "mathgpt"
@@ -72,8 +89,15 @@ class MathGPTConfig(PreTrainedConfig):
     intermediate_size: int | None = None  # MLP width; None -> 4 * hidden_size as in GPT-2
     hidden_act: str = "gelu"  # a key of transformers' ACT2FN; nanoGPT uses exact GELU
     max_position_embeddings: int = 256  # longest sequence; also the size of the learned position table
-    position_embedding_type: Literal[POSITION_EMBEDDING_TYPES] = "rope"  # rotary, or GPT-2/nanoGPT absolute
+    position_embedding_type: Literal[POSITION_EMBEDDING_TYPES] = "rope"  # rotary, GPT-2/nanoGPT absolute, or none
     rope_theta: float | int = 10000.0  # rotary base frequency
+    abacus_embeddings: bool = False  # add Abacus digit positions (index within a run of digits) to the embeddings
+    # Largest random offset added to digit indices in training. Index i is trained by every number whose run, after
+    # its offset, covers i, so a model trained on numbers of up to L digits has trained rows 1..L + 32. 32 reaches
+    # past what fits a 128-token context (an a+b=c problem with 35-digit operands is ~120 tokens) while each row
+    # still sees about L/33 of the numbers; the paper used 100 for a 20-digit training set and 100-digit tests.
+    abacus_max_offset: int = 32
+    digit_token_ids: list[int] | None = None  # the tokens that are digits (" 1" pieces too); abacus needs them
     norm_type: Literal[NORM_TYPES] = "layernorm"  # LayerNorm as nanoGPT, or RMSNorm
     layer_norm_eps: float | int = 1e-5  # epsilon of either norm
     bias: bool = False  # biases in Linear and LayerNorm layers (nanoGPT's `bias`)
@@ -90,6 +114,10 @@ class MathGPTConfig(PreTrainedConfig):
     # config.auto_map; a class-level dict would be shared by every config and break `register_for_auto_class`.
     auto_map: dict | None = None
 
+    # Written to config.json only when abacus_embeddings is on: a checkpoint without them keeps the config.json that
+    # older releases (and their shipped code) read, key for key.
+    _ABACUS_KEYS = ("abacus_embeddings", "abacus_max_offset", "digit_token_ids")
+
     def __post_init__(self, **kwargs):
         if self.intermediate_size is None:
             self.intermediate_size = 4 * self.hidden_size
@@ -104,6 +132,20 @@ class MathGPTConfig(PreTrainedConfig):
     def num_key_value_heads(self) -> int:
         # Plain multi-head attention; the property lets DynamicCache and generation utilities size things.
         return self.num_attention_heads
+
+    @property
+    def abacus_table_size(self) -> int:
+        """Rows of the Abacus table: index 0 (not a digit), then runs as long as a whole sequence, plus the offset."""
+        return self.max_position_embeddings + self.abacus_max_offset + 1
+
+    def to_diff_dict(self) -> dict:
+        diff = super().to_diff_dict()
+        if not self.abacus_embeddings:
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for key in self._ABACUS_KEYS:
+                if key in diff and diff[key] == defaults[key]:
+                    del diff[key]
+        return diff
 
     def validate_architecture(self):
         """Part of `@strict` validation: sizes a model can be built with."""
@@ -124,6 +166,20 @@ class MathGPTConfig(PreTrainedConfig):
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"`hidden_act` must be one of {sorted(ACT2FN)}, got {self.hidden_act!r}.")
         super().validate_architecture()  # after the checks above: it reads head_dim
+
+    def validate_abacus(self):
+        """Part of `@strict` validation: the digit ids Abacus embeddings index by, and the training offset."""
+        if self.abacus_max_offset < 0:
+            raise ValueError(f"`abacus_max_offset` must be >= 0, got {self.abacus_max_offset!r}.")
+        if self.abacus_embeddings and not self.digit_token_ids:
+            raise ValueError(
+                "`abacus_embeddings` needs `digit_token_ids`, the ids of the tokenizer's digit tokens: pass "
+                "`digit_token_ids=mathalign.tokenizer.digit_token_ids(tokenizer)` (a recipe's `mathgpt_config` "
+                "fills them in from its tokenizer)."
+            )
+        outside = [i for i in self.digit_token_ids or () if not 0 <= i < self.vocab_size]
+        if outside:
+            raise ValueError(f"`digit_token_ids` must be token ids below vocab_size={self.vocab_size}, got {outside}.")
 
     def validate_dropout(self):
         """Part of `@strict` validation: dropout rates are probabilities below one."""

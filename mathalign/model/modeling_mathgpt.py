@@ -4,7 +4,11 @@ What differs from a vanilla GPT-2 / nanoGPT block, and why:
 - Separate `q_proj`, `k_proj`, `v_proj`, `o_proj` instead of a fused `c_attn`, so PEFT LoRA can target each one
   (nanoGPT checkpoints are split on import, see `mathalign.convert`).
 - Rotary position embeddings by default (better length generalisation on arithmetic); `learned` absolute positions
-  remain available so nanoGPT checkpoints import exactly.
+  remain available so nanoGPT checkpoints import exactly, and `nope` uses none (causal attention alone orders tokens).
+- Optional Abacus digit positions (`abacus_embeddings`, McLeish et al. 2024): each token's place in its run of digits
+  indexes a learned table added to the token embeddings, with a random per-example offset in training. The index is
+  computed from input_ids, restarts where packed examples do, and continues a run across KV-cache steps
+  (`generate` recomputes it from the whole sequence, see `prepare_inputs_for_generation`).
 - Attention goes through transformers' attention interface (sdpa by default, eager for `output_attentions`), masks
   come from `create_causal_mask`, which honours left padding, the KV cache and packed sequences given by
   `position_ids`, so padding-free training batches never attend across examples.
@@ -81,6 +85,46 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 def apply_rotary_pos_emb(q, k, cos, sin):
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, T, head_dim): broadcast over heads
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def example_starts(position_ids: torch.Tensor) -> torch.Tensor:
+    """True where a packed example starts: positions restart (anything but +1) and at the first token. (B, T) bool."""
+    starts = torch.ones_like(position_ids, dtype=torch.bool)
+    starts[:, 1:] = position_ids[:, 1:] - position_ids[:, :-1] != 1
+    return starts
+
+
+def abacus_index(input_ids: torch.Tensor, digit_token_ids: list[int], position_ids: torch.Tensor | None = None,
+                 carry: torch.Tensor | None = None) -> torch.Tensor:
+    """Each token's place in its run of consecutive digit tokens: 1, 2, ... for digits, 0 for anything else. (B, T)
+
+    `position_ids` (optional) mark packed examples: a run never continues from one example into the next.
+    `carry` (B,) is the index of the token just before `input_ids` (the last one a KV cache holds): a run that
+    began in earlier steps continues from it.
+
+    >>> abacus_index(torch.tensor([[7, 1, 2, 3, 5, 4, 5, 6]]), digit_token_ids=[1, 2, 3, 4, 6]).tolist()
+    [[0, 1, 2, 3, 0, 1, 0, 1]]
+    """
+    is_digit = torch.isin(input_ids, torch.tensor(digit_token_ids, device=input_ids.device))  # (B, T)
+    t = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)  # (B, T)
+    carry = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device) if carry is None else carry
+    # Where the run containing t began, minus one: the last non-digit at or before t, or the slot before a digit that
+    # starts a packed example; before either, the run carried in from the cache (-1 - carry, so t=0 gets carry + 1).
+    boundary = (-1 - carry).view(-1, 1).expand_as(input_ids)
+    if position_ids is not None:
+        boundary = torch.where(example_starts(position_ids).expand_as(input_ids), t - 1, boundary)
+    boundary = torch.where(is_digit, boundary, t)
+    return (t - boundary.cummax(dim=1).values) * is_digit  # (B, T)
+
+
+def add_abacus_offsets(index: torch.Tensor, position_ids: torch.Tensor | None, max_offset: int) -> torch.Tensor:
+    """Training only: one random offset in [0, max_offset] per example (per row, or per packed example), added to
+    every digit's index, so table rows beyond the longest training number are trained too."""
+    example = torch.zeros_like(index)  # (B, T): which example of its row each token is in; one per row...
+    if position_ids is not None:  # ...or several packed ones
+        example = (example_starts(position_ids).cumsum(dim=1) - 1).expand_as(index)
+    draws = torch.randint(0, max_offset + 1, index.shape, device=index.device)  # one per (row, example) slot
+    return torch.where(index > 0, index + draws.gather(1, example), index)
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
@@ -271,8 +315,11 @@ class MathGPTModel(MathGPTPreTrainedModel):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         if config.position_embedding_type == "learned":
             self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        else:
+        elif config.position_embedding_type == "rope":
             self.rotary_emb = MathGPTRotaryEmbedding(config)
+        # "nope": no position module at all
+        if config.abacus_embeddings:
+            self.embed_abacus = nn.Embedding(config.abacus_table_size, config.hidden_size)
         self.embd_dropout = nn.Dropout(config.embd_dropout)
         self.layers = nn.ModuleList([MathGPTDecoderLayer(config, i) for i in range(config.num_hidden_layers)])
         self.norm = make_norm(config)
@@ -288,13 +335,20 @@ class MathGPTModel(MathGPTPreTrainedModel):
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        abacus_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
+        r"""
+        abacus_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Abacus digit positions (`abacus_embeddings` models): each token's place in its run of digits, 0 for
+            non-digits. Computed from `input_ids` when not given; `generate` passes them.
+        """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("MathGPTModel: pass exactly one of `input_ids` or `inputs_embeds`.")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (B, T, hidden)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
+        caller_position_ids = position_ids  # packed examples restart here (None: one example per row)
         # A cache created here is empty: build the mask as for a cache-less forward, since create_causal_mask only
         # detects packed sequences (from position_ids) when there is no cache. Otherwise packed training or
         # evaluation batches would silently attend across examples.
@@ -332,8 +386,11 @@ class MathGPTModel(MathGPTPreTrainedModel):
                     f"{self.config.max_position_embeddings} of this learned-position model; shorten the input."
                 )
             hidden_states = hidden_states + self.embed_positions(position_ids)
-        else:
+        elif self.config.position_embedding_type == "rope":
             position_embeddings = self.rotary_emb(hidden_states, position_ids)
+        if self.config.abacus_embeddings:
+            abacus_ids = self.digit_positions(input_ids, abacus_ids, caller_position_ids, past_key_values)
+            hidden_states = hidden_states + self.embed_abacus(abacus_ids)
         hidden_states = self.embd_dropout(hidden_states)
 
         for layer in self.layers:
@@ -350,6 +407,35 @@ class MathGPTModel(MathGPTPreTrainedModel):
         return BaseModelOutputWithPast(
             last_hidden_state=hidden_states, past_key_values=past_key_values if use_cache else None
         )
+
+
+    def digit_positions(self, input_ids, abacus_ids, position_ids, past_key_values) -> torch.Tensor:
+        """The Abacus index of every input token (see `abacus_index`), with the training offset, checked in range.
+
+        A KV cache remembers the index its last token had (`abacus_last_index`), so a forward that feeds the next
+        tokens without `abacus_ids` continues a number begun in earlier steps.
+        """
+        if abacus_ids is None:
+            if input_ids is None:
+                raise ValueError("MathGPTModel: Abacus embeddings find digits in `input_ids`; with `inputs_embeds` "
+                                 "pass `abacus_ids` too.")
+            past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+            carry = getattr(past_key_values, "abacus_last_index", None) if past_seen else None
+            if past_seen and carry is None:
+                raise ValueError("MathGPTModel: this KV cache was not filled by an Abacus model's forward, so the "
+                                 "digit run its last token ends is unknown; pass `abacus_ids`.")
+            abacus_ids = abacus_index(input_ids, self.config.digit_token_ids, position_ids, carry)
+            if self.training and not past_seen and self.config.abacus_max_offset:
+                abacus_ids = add_abacus_offsets(abacus_ids, position_ids, self.config.abacus_max_offset)
+        if past_key_values is not None:
+            past_key_values.abacus_last_index = abacus_ids[:, -1]  # (B,)
+        if int(abacus_ids.max()) >= self.config.abacus_table_size:
+            raise ValueError(
+                f"MathGPTModel: Abacus digit index {int(abacus_ids.max())} is beyond the table "
+                f"(max_position_embeddings + abacus_max_offset + 1 = {self.config.abacus_table_size} rows); "
+                "a number this long does not fit this model."
+            )
+        return abacus_ids
 
 
 class MathGPTForCausalLM(MathGPTPreTrainedModel, GenerationMixin):
@@ -372,6 +458,7 @@ class MathGPTForCausalLM(MathGPTPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        abacus_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         outputs = self.model(
@@ -381,6 +468,7 @@ class MathGPTForCausalLM(MathGPTPreTrainedModel, GenerationMixin):
             past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            abacus_ids=abacus_ids,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -398,6 +486,17 @@ class MathGPTForCausalLM(MathGPTPreTrainedModel, GenerationMixin):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+    def prepare_inputs_for_generation(self, input_ids, **kwargs):
+        model_inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
+        step_ids = model_inputs.get("input_ids")
+        if self.config.abacus_embeddings and step_ids is not None:
+            # Abacus indices of this step's tokens, read off the whole sequence so far: a number the prompt or the
+            # previous steps began goes on counting. The ids are the record generate keeps right through beam
+            # reordering, cache cropping and copying, so nothing else needs to.
+            index = abacus_index(input_ids, self.config.digit_token_ids)[:, -step_ids.shape[1]:]  # (B, T_step)
+            model_inputs["abacus_ids"] = index.to(step_ids.device)
+        return model_inputs
 
 
 __all__ = ["MathGPTForCausalLM", "MathGPTModel", "MathGPTPreTrainedModel"]
