@@ -265,3 +265,48 @@ def test_remote_code_runs_an_abacus_checkpoint_without_mathalign(tiny_tokenizer,
                          env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")})
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+
+
+# --- a recipe builds and trains an Abacus model ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("given", [None, [5, 6]])
+def test_build_model_fills_digit_token_ids_unless_given(merged_tokenizer, given):
+    from types import SimpleNamespace
+
+    from mathalign.train import build_model
+
+    options = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "abacus_embeddings": True}
+    if given is not None:
+        options["digit_token_ids"] = given  # what the recipe says wins
+    model = build_model(SimpleNamespace(mathgpt_config=options),
+                        SimpleNamespace(model_name_or_path=None, load_in_4bit=False, load_in_8bit=False),
+                        None, merged_tokenizer)
+    assert model.config.digit_token_ids == (given or digit_token_ids(merged_tokenizer))
+    # Without Abacus nothing is added: the config.json stays as before.
+    options.pop("abacus_embeddings")
+    plain = build_model(SimpleNamespace(mathgpt_config=options),
+                        SimpleNamespace(model_name_or_path=None, load_in_4bit=False, load_in_8bit=False),
+                        None, merged_tokenizer)
+    assert plain.config.digit_token_ids == given and "abacus_embeddings" not in plain.config.to_diff_dict()
+
+
+def test_a_recipe_fills_digit_token_ids_and_trains_with_packing(tmp_path):
+    from transformers import AutoTokenizer
+
+    from mathalign.cli import main as cli_main
+
+    recipe = tmp_path / "pretrain.yaml"
+    recipe.write_text(json.dumps({  # JSON is YAML
+        "stage": "pretrain", "dataset_name": "pretrain", "output_dir": str(tmp_path / "run"), "report_to": "none",
+        "data_options": {"num_train": 32, "num_validation": 0, "num_test": 0, "num_test_ood": 0, "seed": 0},
+        "max_steps": 3, "per_device_train_batch_size": 4, "max_length": 64, "save_strategy": "no", "packing": True,
+        "tokenizer_vocab_size": 300, "tokenizer_merge_number_spaces": True,
+        # No digit_token_ids: the run computes them from the tokenizer it trains.
+        "mathgpt_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
+                           "position_embedding_type": "nope", "abacus_embeddings": True},
+    }))
+    assert cli_main(["train", str(recipe)]) == 0
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "run")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "run")
+    assert model.config.abacus_embeddings and model.config.position_embedding_type == "nope"
+    assert model.config.digit_token_ids == digit_token_ids(tokenizer) and len(model.config.digit_token_ids) == 20
