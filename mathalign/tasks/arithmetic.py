@@ -60,6 +60,7 @@ TYPES = [
 EQUATION_TYPES = frozenset(TYPES[4:])
 COMMUTATIVE_TYPES = frozenset({"a_plus_b", "a_times_b"})  # their key sorts the operands
 ANSWER_STYLES = ("plain", "explain", "reversed", "scratchpad", "worked")
+OPERAND_DRAWS = ("digit_balanced", "uniform")
 MAX_DIGITS = 18  # beyond this the numbers are no longer "arithmetic for a tiny model", just slow
 
 _ANSWER = re.compile(r"[Tt]he answer is\s*(-?\d[\d,]*)")
@@ -75,8 +76,8 @@ class ArithmeticSpec:
     """What problems to draw. Every field is validated on construction; errors name the field."""
 
     min_digits: int = option(1, "fewest digits per operand (1-digit numbers include 0)")
-    max_digits: int = option(2, f"most digits per operand, at most {MAX_DIGITS}; test_ood uses max_digits + 1, "
-                             f"so at {MAX_DIGITS} it needs --num-test-ood 0")
+    max_digits: int = option(2, f"most digits per operand, at most {MAX_DIGITS}; test_ood uses max_digits + 1 "
+                             f"(or --ood-digits), so at {MAX_DIGITS} it needs --num-test-ood 0")
     types: tuple[str, ...] | dict[str, float] = option(
         tuple(TYPES), f"problem types, drawn evenly, or weighted as type=weight; any of {', '.join(TYPES)}", nargs="+"
     )
@@ -91,7 +92,21 @@ class ArithmeticSpec:
                                      "it: any spacing around each operator, `=`, `,` and `?`, the operands of "
                                      "+ and * in either order (`surface_variant`); the target stays the same")
     allow_negative: bool = option(True, "subtraction may give negative numbers (`3-7=?`)")
-    _ranges: list[tuple[int, int]] = field(init=False, repr=False, compare=False)  # (lowest, count) per digit count
+    # The two options below are left out of a dataset's rebuild command while at their defaults (omit_default), so
+    # builds that do not use them keep the bytes they had before the options existed.
+    operand_draw: str = option("digit_balanced", "how operands are drawn: digit_balanced (a digit count, then a "
+                               "number with that many digits, so 1-digit operands are as common as 2-digit ones) "
+                               "or uniform (every number from the smallest to the largest equally likely: with "
+                               "max_digits 2, 4 pairs in 5 are two 2-digit numbers). The same problems either "
+                               "way, other weights; the test_uniform and validation_uniform splits draw uniform "
+                               "whatever this says", choices=OPERAND_DRAWS, omit_default=True)
+    ood_digits: tuple[int, ...] | None = option(
+        None, f"operand lengths of test_ood, each above max_digits and at most {MAX_DIGITS}, its rows shared evenly "
+        "among them (`3 4`: 3-digit and 4-digit operands; default: max_digits + 1)", nargs="+", type=int,
+        omit_default=True)
+    # (lowest, count) of each range an operand is drawn from: one per digit count (digit_balanced: a range, then a
+    # number in it), or a single one over them all (uniform)
+    _ranges: list[tuple[int, int]] = field(init=False, repr=False, compare=False)
     _type_names: list[str] = field(init=False, repr=False, compare=False)
     _type_cum_weights: list[float] = field(init=False, repr=False, compare=False)
 
@@ -120,7 +135,24 @@ class ArithmeticSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1], got {value!r}")
-        self._ranges = [(lo, hi - lo + 1) for lo, hi in map(digit_range, range(self.min_digits, self.max_digits + 1))]
+        if self.operand_draw not in OPERAND_DRAWS:
+            raise ValueError(f"operand_draw must be one of {OPERAND_DRAWS}, got {self.operand_draw!r}")
+        if isinstance(self.ood_digits, int) and not isinstance(self.ood_digits, bool):
+            self.ood_digits = (self.ood_digits,)  # `ood_digits: 3` in a recipe
+        if self.ood_digits is not None:
+            lengths = self.ood_digits
+            if (not isinstance(lengths, (tuple, list)) or len(set(lengths)) != len(lengths)
+                    or any(isinstance(d, bool) or not isinstance(d, int) or not self.max_digits < d <= MAX_DIGITS
+                           for d in lengths)):
+                raise ValueError(f"ood_digits must be different operand lengths, each above max_digits "
+                                 f"({self.max_digits}) and at most {MAX_DIGITS}, got {lengths!r}")
+            self.ood_digits = tuple(lengths) or None  # empty: the default, max_digits + 1
+        if self.operand_draw == "uniform":
+            lowest, highest = digit_range(self.min_digits)[0], digit_range(self.max_digits)[1]
+            self._ranges = [(lowest, highest - lowest + 1)]
+        else:
+            self._ranges = [(lo, hi - lo + 1)
+                            for lo, hi in map(digit_range, range(self.min_digits, self.max_digits + 1))]
         self._type_names = [t for t in TYPES if weights.get(t, 0) > 0]  # TYPES order: deterministic draws
         cum, total = [], 0.0
         for t in self._type_names:
@@ -136,16 +168,31 @@ class ArithmeticSpec:
             out[name], prev = (cum - prev) / total, cum
         return out
 
-    def ood(self) -> "ArithmeticSpec":
-        """The out-of-distribution spec: every operand one digit longer than anything seen in training.
+    def uniform(self) -> ArithmeticSpec:
+        """The same problems with every operand drawn uniformly from the whole range (the test_uniform and
+        validation_uniform splits): what a person picking numbers at random asks, mostly the longest operands."""
+        return dataclasses.replace(self, operand_draw="uniform")
+
+    def ood_specs(self) -> list[ArithmeticSpec]:
+        """The out-of-distribution specs, one per test_ood operand length (`ood_digits`; default max_digits + 1,
+        one digit longer than anything seen in training): both operands (for a division, the divisor and the
+        quotient) exactly that long.
 
         At max_digits=MAX_DIGITS there is no such spec: a ValueError says to build without test_ood."""
-        if self.max_digits >= MAX_DIGITS:
+        if not self.ood_digits and self.max_digits >= MAX_DIGITS:
             raise ValueError(
                 f"test_ood draws operands of max_digits + 1 = {self.max_digits + 1} digits, more than the "
                 f"{MAX_DIGITS} allowed: with max_digits={self.max_digits} pass num_test_ood=0 (--num-test-ood 0), "
                 f"or lower max_digits")
-        return dataclasses.replace(self, min_digits=self.max_digits + 1, max_digits=self.max_digits + 1)
+        return [dataclasses.replace(self, min_digits=digits, max_digits=digits, ood_digits=None)
+                for digits in self.ood_digits or (self.max_digits + 1,)]
+
+    def ood(self) -> "ArithmeticSpec":
+        """The out-of-distribution spec of a single operand length (`ood_specs()` gives one per length)."""
+        specs = self.ood_specs()
+        if len(specs) > 1:
+            raise ValueError(f"ood_digits names {len(specs)} operand lengths {list(self.ood_digits)}: use ood_specs()")
+        return specs[0]
 
 
 def digit_range(digits: int) -> tuple[int, int]:
@@ -270,7 +317,8 @@ class ArithmeticTask(Task):
         return render_target(problem.type, problem.meta["a"], problem.meta["b"], int(answer), style)
 
     def num_distinct(self, spec: ArithmeticSpec, type: str | None = None) -> int:
-        """Exact number of distinct keys the spec can produce (for one type, or over the spec's types)."""
+        """Exact number of distinct keys the spec can produce (for one type, or over the spec's types); the same
+        whatever the operand_draw (a uniform draw reaches the same problems, with other weights)."""
         if type is None:
             return sum(self.num_distinct(spec, t) for t in spec._type_names)
         return sum(self.num_distinct_per_stratum(spec, type).values())
@@ -358,7 +406,8 @@ _FLOAT_EXACT = 2**52  # int(random() * n) is uniform enough below this, and seve
 
 
 def _operand(rng: random.Random, spec: ArithmeticSpec, nonzero: bool = False) -> int:
-    """A digit count, then a number with that many digits (this runs millions of times: plain floats, no randint)."""
+    """A digit count, then a number with that many digits; under operand_draw="uniform" a number from the whole
+    range, the one range there is to pick (this runs millions of times: plain floats, no randint)."""
     ranges, uniform = spec._ranges, rng.random
     while True:
         lo, count = ranges[int(uniform() * len(ranges))]

@@ -161,6 +161,17 @@ class ExpressionsSpec:
                 f"num_test_ood=0 (--num-test-ood 0), or lower max_depth or num_operands")
         return dataclasses.replace(self, max_depth=self.max_depth + 1, num_operands=(top + 1, top + 2))
 
+    def ood_specs(self) -> list[ExpressionsSpec]:
+        """The out-of-distribution specs test_ood draws from: the one `ood()` spec (expressions have no lengths to
+        choose among)."""
+        return [self.ood()]
+
+    def uniform(self) -> ExpressionsSpec:
+        """The spec of the test_uniform and validation_uniform splits: this one. Every number of an expression is
+        already drawn uniformly from num_range (there is no digit-balanced draw to undo), so those splits are more
+        problems from the test distribution, kept for a table with the same columns for every family."""
+        return dataclasses.replace(self)
+
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
