@@ -103,6 +103,16 @@ def test_abacus_offset_is_random_in_training_and_absent_in_eval(tiny_tokenizer):
     assert len(set(offset.max(dim=1).values.tolist())) > 1 and 0 <= offset.min() and offset.max() <= 20
 
 
+def test_generate_draws_no_offset_even_in_training_mode(tiny_tokenizer):
+    # TRL's GRPO samples completions with the policy in training mode: a number's digits must keep one index
+    # sequence across the steps of a generation, as in eval.
+    model = make_model(tiny_tokenizer, "abacus+nope")
+    ids = torch.tensor([tiny_tokenizer("12+7=? 3").input_ids])
+    kwargs = dict(max_new_tokens=8, do_sample=False, suppress_tokens=digits_only(tiny_tokenizer))
+    in_training = model.train().generate(ids, **kwargs)
+    assert torch.equal(in_training, model.eval().generate(ids, **kwargs))
+
+
 def test_abacus_offset_is_drawn_per_packed_example(tiny_tokenizer):
     model = make_model(tiny_tokenizer, "abacus+nope", abacus_max_offset=1000).train()
     seqs = [tiny_tokenizer(t).input_ids for t in ["12+7=?", "33+44=?"]]
@@ -309,4 +319,5 @@ def test_a_recipe_fills_digit_token_ids_and_trains_with_packing(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "run")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "run")
     assert model.config.abacus_embeddings and model.config.position_embedding_type == "nope"
-    assert model.config.digit_token_ids == digit_token_ids(tokenizer) and len(model.config.digit_token_ids) == 20
+    assert model.config.digit_token_ids == digit_token_ids(tokenizer)
+    assert {tokenizer.decode([i]) for i in model.config.digit_token_ids} > set("0123456789")  # " 1"... pieces too

@@ -65,7 +65,8 @@ class MathGPTConfig(PreTrainedConfig):
     Positions come in two independent parts, so a recipe reads as "ordinary positions: X; digit positions: Y":
     - `position_embedding_type` places every token in the sequence: `"rope"` (rotary, the default), `"learned"`
       (a GPT-2/nanoGPT absolute table, so nanoGPT checkpoints import exactly) or `"nope"` (no position signal at
-      all: causal attention alone tells tokens apart, which generalises to longer digit strings than either).
+      all: causal attention alone tells tokens apart; Kazemnejad et al. 2023 found it generalises to longer
+      inputs than either on arithmetic tasks).
     - `abacus_embeddings=True` adds Abacus digit positions (McLeish et al. 2024, "Transformers Can Do Arithmetic
       with the Right Embeddings"), on top of any of the three: a learned vector indexed by each token's place in
       its run of consecutive digit tokens (1 for a number's first digit, 2 for its second, ...; 0 for any other

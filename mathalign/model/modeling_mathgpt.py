@@ -408,7 +408,6 @@ class MathGPTModel(MathGPTPreTrainedModel):
             last_hidden_state=hidden_states, past_key_values=past_key_values if use_cache else None
         )
 
-
     def digit_positions(self, input_ids, abacus_ids, position_ids, past_key_values) -> torch.Tensor:
         """The Abacus index of every input token (see `abacus_index`), with the training offset, checked in range.
 
