@@ -1,8 +1,14 @@
 """Rows and datasets: typed Features, the columns every row carries, Arrow tables with content-derived
-fingerprints, so that the same options and seed give byte-identical Arrow files and fingerprints."""
+fingerprints, so that the same options and seed give byte-identical Arrow files and fingerprints.
+
+A build with a surface split (test_surface, validation_surface) also has a `form` column, in every split so that
+they all share one schema (a Hub or parquet dataset needs that): the way a surface row is written (the family's
+`meta["form"]`, e.g. `spacing`), empty for the rows of the other splits.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +27,7 @@ from datasets import (
 from mathalign.tasks import Problem, get_task
 from mathalign.tasks.base import spec_to_dict
 
-from .options import command_line, resolve_options
+from .options import SURFACE_SPLITS, command_line, omitted, resolve_options
 from .sampling import draw_splits
 
 
@@ -76,13 +82,26 @@ def build_generated(builder: str, options_class: type, raw_options: dict[str, An
     of (family, Problem) pairs; `extra_features` types them and comes first in the schema.
     """
     options, specs = resolve_options(options_class, raw_options)
-    features = Features({**extra_features, **common_features(options.task)})
+    forms = any(options.sizes[split] for split in SURFACE_SPLITS)
+    features = Features({**extra_features, **common_features(options.task), **(FORM_FEATURE if forms else {})})
     description = describe(builder, options, specs)
     result = DatasetDict()
     for split, rows in draw_splits(options, specs, progress).items():
         columns = {**row_columns(rows, options, specs, split), **common_columns(rows, options.task)}
+        if forms:
+            columns["form"] = form_column(rows, split)
         result[split] = make_dataset(columns, features, split, description)
     return result
+
+
+FORM_FEATURE = {"form": Value("string")}  # how a surface split's row is written: `spacing`, `operand_order`, ...
+
+
+def form_column(rows: list[tuple[str, Problem]], split: str) -> list[str]:
+    """The `form` of each row: the way a surface split's problem is written (its `meta["form"]`), else empty."""
+    if split not in SURFACE_SPLITS:
+        return [""] * len(rows)
+    return [str(p.meta.get("form", "")) for _, p in rows]
 
 
 def describe(builder: str, options, specs: dict[str, Any]) -> str:
@@ -92,7 +111,14 @@ def describe(builder: str, options, specs: dict[str, Any]) -> str:
 
 
 def build_parameters(options, specs: dict[str, Any]) -> dict[str, Any]:
-    params = spec_to_dict(options)
+    """The card's `parameters`: every option of the build and of each family's spec, but those the rebuild command
+    leaves out too (`options.omitted`: later options at their defaults)."""
+    params = _parameters(options)
     for family, spec in specs.items():
-        params[family] = spec_to_dict(spec)
+        params[family] = _parameters(spec)
     return params
+
+
+def _parameters(obj) -> dict[str, Any]:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    return {name: value for name, value in spec_to_dict(obj).items() if not omitted(obj, fields[name])}

@@ -2,6 +2,12 @@
 `build(**options)` into builder options and family specs, the command-line flags and the command that rebuilds a
 dataset.
 
+- Splits (SPLITS, in the order a DatasetDict lists them): train; validation and test; their surface-variant
+  twins validation_surface and test_surface (problems drawn like test, each written another way a person would
+  write it: `Task.surface_variant`); validation_uniform and test_uniform (operands drawn uniformly over the whole
+  range rather than digit-balanced: the family spec's `uniform()`); test_ood (longer operands, deeper
+  expressions: the spec's `ood_specs()`). The new held-out splits are empty by default (num_test_surface=0...), so
+  builds that do not ask for them are byte-identical to those made before they existed.
 - Impossible requests fail before any work: a build of more than MAX_ROWS rows (100 million, train_offset
   included) or of more rows than this machine's memory could hold while building (at least BYTES_PER_ROW, 1 KB, a
   row: a 1,000,000-row build peaks at 1.1-1.6 GB) raises a ValueError naming the sizes.
@@ -24,12 +30,18 @@ from datasets import DatasetDict
 from mathalign.tasks import GENERATIVE_TASKS, get_task
 from mathalign.tasks.base import option
 
-SPLITS = ("train", "validation", "test", "test_ood")
-# Evaluation splits are drawn first so they stay the same when only num_train changes; test_ood comes from a
-# different spec (longer operands, deeper trees), so it is disjoint from the others whatever the order.
-SAMPLING_ORDER = ("test", "validation", "train", "test_ood")
-IN_DISTRIBUTION = ("test", "validation", "train")
+SPLITS = ("train", "validation", "validation_surface", "validation_uniform", "test", "test_surface", "test_uniform",
+          "test_ood")
+SURFACE_SPLITS = ("test_surface", "validation_surface")  # each problem rewritten by `task.surface_variant`
+UNIFORM_SPLITS = ("test_uniform", "validation_uniform")  # drawn from `spec.uniform()`
+# Held-out splits are drawn first so they stay the same when only num_train changes (an evaluation build with
+# num_train=0 holds the very problems the training build held out); test_ood comes from different specs (longer
+# operands, deeper trees), so it is disjoint from the others whatever the order.
+SAMPLING_ORDER = ("test", "validation", *SURFACE_SPLITS, *UNIFORM_SPLITS, "train", "test_ood")
+HELD_OUT = ("test", "validation", *SURFACE_SPLITS, *UNIFORM_SPLITS)  # drawn from the training problems, kept out
+IN_DISTRIBUTION = (*HELD_OUT, "train")  # one set of problems, each split with its own weights over it
 SIZE_FIELDS = {split: f"num_{split}" for split in SPLITS}
+STANDARD_SPLITS = ("train", "validation", "test", "test_ood")  # always spelled out in size messages
 PROGRESS_MIN_ROWS = 50_000  # smaller builds finish before a progress bar says anything useful
 MAX_ROWS = 100_000_000  # rows (train_offset included) one build may draw: ~100 GB of memory, hours of drawing
 BYTES_PER_ROW = 1_000  # the least memory a row takes while building (measured: 1.1-1.6 KB)
@@ -48,9 +60,24 @@ class BuildOptions:
     num_test: int = option(1_000, "rows in the test split (0: no such split)")
     num_test_ood: int = option(500, "rows in test_ood: longer operands / deeper expressions than training (needs "
                                     "0 when training already uses the largest: --max-digits 18)")
+    # The held-out splits below are left out of the rebuild command while empty (omit_default), so builds without
+    # them keep the bytes they had before these options existed.
+    num_validation_surface: int = option(0, "rows in validation_surface: problems drawn like test, each written "
+                                            "another way a person would (spacing, operand order, parentheses)",
+                                         omit_default=True)
+    num_test_surface: int = option(0, "rows in test_surface: problems drawn like test, each written another way a "
+                                      "person would (spacing, operand order, parentheses); its `form` column "
+                                      "names the way", omit_default=True)
+    num_validation_uniform: int = option(0, "rows in validation_uniform: operands drawn uniformly over the whole "
+                                            "range (mostly the longest) instead of digit-balanced",
+                                         omit_default=True)
+    num_test_uniform: int = option(0, "rows in test_uniform: operands drawn uniformly over the whole range (for "
+                                      "--max-digits 2, 4 pairs in 5 are 2-digit x 2-digit) instead of "
+                                      "digit-balanced", omit_default=True)
     seed: int = option(0, "random seed; the same options and seed give byte-identical datasets")
-    train_offset: int = option(0, "leave out the train problems that a build with num_train=N (same seed and "
-                                  "spec) holds, so a later stage trains on prompts an earlier one never saw")
+    train_offset: int = option(0, "leave out the train problems that a build with num_train=N (same seed, spec "
+                                  "and held-out split sizes) holds, so a later stage trains on prompts an earlier "
+                                  "one never saw")
     train_by_shape: bool = option(False, "train takes each stratum (operand shape) in proportion to what earlier "
                                          "splits and segments left of it, so that a later build with "
                                          "train_offset still finds every shape; the mix is then close to uniform "
@@ -89,7 +116,8 @@ class BuildOptions:
         if not any(self.sizes.values()):
             raise ValueError("every split size is 0: nothing to build")
         offset = self.train_offset if self.num_train else 0  # the rows train_offset leaves out are drawn too
-        check_row_count(sum(self.sizes.values()) + offset, offset)
+        named = [name for split, name in SIZE_FIELDS.items() if split in STANDARD_SPLITS or self.sizes[split]]
+        check_row_count(sum(self.sizes.values()) + offset, offset, named)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -101,10 +129,12 @@ class BuildOptions:
         return {name: w / sum(weights) for name, w in zip(self.task, weights)}
 
 
-def check_row_count(rows: int, train_offset: int = 0) -> None:
+def check_row_count(rows: int, train_offset: int = 0, size_fields=None) -> None:
     """Refuse, before any work, a build of more than MAX_ROWS rows or of more rows than this machine's memory could
-    hold while building (BYTES_PER_ROW each); `rows` counts the train_offset rows, which are drawn again."""
-    sizes = "num_train + num_validation + num_test + num_test_ood" + (" + train_offset" if train_offset else "")
+    hold while building (BYTES_PER_ROW each); `rows` counts the train_offset rows, which are drawn again, and
+    `size_fields` names the sizes it adds up (default: those of the standard splits)."""
+    names = list(size_fields or [SIZE_FIELDS[split] for split in STANDARD_SPLITS])
+    sizes = " + ".join(names + (["train_offset"] if train_offset else []))
     if rows > MAX_ROWS:
         raise ValueError(f"{sizes} = {rows:,} rows, more than the {MAX_ROWS:,} one build may hold (each takes about "
                          f"{BYTES_PER_ROW:,} bytes of memory while building); ask for fewer rows")
@@ -258,7 +288,7 @@ def command_line(builder: str, obj_options, specs: dict[str, Any] | None = None)
     parts = ["mathalign", "data", "build", builder, "--out", "OUT_DIR"]
     for obj in [obj_options, *(specs or {}).values()]:
         for f in dataclasses.fields(obj):
-            if not f.init or "help" not in f.metadata:
+            if not f.init or "help" not in f.metadata or omitted(obj, f):
                 continue
             value = getattr(obj, f.name)
             flag = "--" + f.name.replace("_", "-")
@@ -273,6 +303,13 @@ def command_line(builder: str, obj_options, specs: dict[str, Any] | None = None)
             else:
                 parts += [flag, _show(value)]
     return " ".join(shlex.quote(str(p)) for p in parts)
+
+
+def omitted(obj, f: dataclasses.Field) -> bool:
+    """Whether option `f` of `obj` is left out of the rebuild command and the card's parameters: it is marked
+    `omit_default` (an option added after datasets were published) and has its default, so that builds which do
+    not use it keep their bytes."""
+    return bool(f.metadata.get("omit_default")) and getattr(obj, f.name) == f.default
 
 
 def _show(value) -> str:

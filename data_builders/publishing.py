@@ -75,8 +75,7 @@ def make_card(dataset_dict: DatasetDict, builder: str, parameters: dict[str, Any
         for split, per_type in counts.items()
     )
     example = json.dumps({k: v for k, v in first[0].items()}, ensure_ascii=False, indent=2) if first.num_rows else "{}"
-    ood_note = (" `test_ood` holds longer operands / deeper expressions than anything in training."
-                if "test_ood" in dataset_dict else "")
+    split_notes = "".join(note for splits, note in SPLIT_NOTES.items() if any(s in dataset_dict for s in splits))
     content = f"""---
 {card_data.to_yaml()}
 ---
@@ -86,7 +85,7 @@ def make_card(dataset_dict: DatasetDict, builder: str, parameters: dict[str, Any
 {summary}
 
 Every row is verifiable: `mathalign.tasks.get_task(row["task"]).check(completion, row["answer"])` says whether a
-completion is right. Splits are disjoint by the canonical problem `key`.{ood_note}
+completion is right. Splits are disjoint by the canonical problem `key`.{split_notes}
 
 ## Columns
 
@@ -116,6 +115,18 @@ Same options and seed give byte-identical data. Load with `datasets.load_from_di
 `datasets.load_dataset(OUT_DIR)` (parquet output, or the Hub repo id).
 """
     return DatasetCard(content)
+
+
+# One sentence per kind of held-out split beyond validation and test, in the card when such a split is there.
+SPLIT_NOTES = {
+    ("test_surface", "validation_surface"): (
+        " `test_surface` and `validation_surface` hold problems drawn like `test`, each written another way a person"
+        " would write it (spacing, operand order, parentheses; the `form` column names it)."),
+    ("test_uniform", "validation_uniform"): (
+        " `test_uniform` and `validation_uniform` draw arithmetic operands uniformly over the whole range (mostly the"
+        " longest) instead of digit-balanced."),
+    ("test_ood",): " `test_ood` holds longer operands / deeper expressions than anything in training.",
+}
 
 
 def _feature_text(feature) -> str:

@@ -1,14 +1,23 @@
 """Drawing problems: exact, disjoint, stratified splits. A builder module only says how a Problem becomes a row.
 
-- Disjoint splits by construction: splits are drawn one after another (test, validation, train, then test_ood)
-  and a problem whose `key` an earlier split holds is drawn again. Each split has its own seeded RNG, so the test
-  set does not move when num_train changes. `train_offset=N` leaves out the train problems of the same build with
-  num_train=N, so that stages can train on disjoint prompts (SFT on the first N, DPO or GRPO on new ones).
+- Disjoint splits by construction: splits are drawn one after another (test, validation, test_surface,
+  validation_surface, test_uniform, validation_uniform, train, then test_ood: SAMPLING_ORDER) and a problem whose
+  `key` an earlier split holds is drawn again. Each split has its own seeded RNG and every held-out split comes
+  before train, so no held-out split moves when num_train changes: an evaluation build with num_train=0 (and the
+  same seed, spec and held-out sizes) holds exactly the problems the training build held out. `train_offset=N`
+  leaves out the train problems of the same build with num_train=N, so that stages can train on disjoint prompts
+  (SFT on the first N, DPO or GRPO on new ones).
+- Each split draws from its own specs (`split_specs`): the family's spec, its `uniform()` spec for the uniform
+  splits (the same problems, operands drawn uniformly over the whole range), its `ood_specs()` for test_ood (one
+  per operand length). The surface splits are drawn like test, then each problem is rewritten by
+  `task.surface_variant` with an RNG of their own: same key, another prompt.
 - Exact mixes: each (family, type) gets its share of every split by largest remainder, so 1,000 rows over the
-  nine arithmetic types are 112/111/.../111 rather than a random draw.
+  nine arithmetic types are 112/111/.../111 rather than a random draw; test_ood deals each type's rows among its
+  operand lengths in turn, so types and lengths are both as even as the sizes allow.
 - Training sees every kind of problem: a held-out split takes at most twice its overall share of any stratum (for
   arithmetic, an operand shape: 1x1, 1x2, 2x2 digits; `held_out_caps`), so small buckets such as the 55 products of
-  two 1-digit numbers, or the 900 of a 1-digit and a 2-digit number, are not all held out. With
+  two 1-digit numbers, or the 900 of a 1-digit and a 2-digit number, are not all held out (a uniform split draws
+  each stratum in about its share of the problems, so its caps hardly ever bind). With
   `train_by_shape`, each train segment takes each stratum in proportion to what earlier splits and segments left
   of it (`train_caps`), so the prompts after a train_offset still hold every shape instead of what the first train
   segment left over.
@@ -19,6 +28,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import random
 from collections import Counter
@@ -30,15 +40,19 @@ from mathalign.tasks import Problem, get_task
 from mathalign.tasks.base import spec_to_dict
 
 from .options import (
+    HELD_OUT,
     IN_DISTRIBUTION,
     PROGRESS_MIN_ROWS,
     SAMPLING_ORDER,
     SIZE_FIELDS,
     SPLITS,
+    SURFACE_SPLITS,
+    UNIFORM_SPLITS,
     BuildOptions,
 )
 
 Label = tuple[str, str]  # (family, type)
+Part = tuple[str, str, int]  # (family, type, which of the split's specs of the family: test_ood has one per length)
 
 
 def allocate(total: int, weights: dict[Any, float]) -> dict[Any, int]:
@@ -53,23 +67,53 @@ def allocate(total: int, weights: dict[Any, float]) -> dict[Any, int]:
     return counts
 
 
-def plan_quotas(options: BuildOptions, specs: dict[str, Any]) -> dict[str, dict[Label, int]]:
-    """Rows per (family, type) per split; checks every request against the number of distinct problems."""
+def split_specs(split: str, specs: dict[str, Any]) -> dict[str, list]:
+    """{family: the specs `split` draws from}: one per operand length for test_ood (`spec.ood_specs()`), the
+    uniform spec for the uniform splits (`spec.uniform()`: the same problems, other weights), else the spec."""
+    if split == "test_ood":
+        return {family: spec.ood_specs() for family, spec in specs.items()}
+    if split in UNIFORM_SPLITS:
+        return {family: [spec.uniform()] for family, spec in specs.items()}
+    return {family: [spec] for family, spec in specs.items()}
+
+
+def deal(counts: dict[Label, int], spec_lists: dict[str, list]) -> dict[Part, int]:
+    """Each (family, type)'s rows shared among the family's specs (test_ood's operand lengths): the rows of a family
+    are dealt to its specs in turn, type after type, so each type's rows differ by at most one between specs, and
+    so do the specs' totals (12 rows, 9 types, 2 lengths: 6 and 6). One spec gets every row."""
+    parts: dict[Part, int] = {}
+    dealt: Counter = Counter()  # rows dealt so far per family: where the next type starts
+    for (family, type), count in counts.items():
+        k, start = len(spec_lists[family]), dealt[family]
+        for index in range(k):
+            parts[(family, type, index)] = len(range((index - start) % k, count, k))
+        dealt[family] += count
+    return parts
+
+
+def plan_quotas(options: BuildOptions, specs: dict[str, Any]) -> dict[str, dict[Part, int]]:
+    """Rows per (family, type, spec index) per split (`split_specs`); checks every request against the number of
+    distinct problems."""
     weights: dict[Label, float] = {}
     for family, share in options.family_weights.items():
         for type, w in specs[family].type_weights.items():
             weights[(family, type)] = share * w
-    quotas = {split: allocate(n, weights) for split, n in options.sizes.items() if n}
+    spec_lists = {split: split_specs(split, specs) for split, n in options.sizes.items() if n}
+    quotas = {split: deal(allocate(n, weights), spec_lists[split]) for split, n in options.sizes.items() if n}
     skipped = allocate(options.train_offset, weights) if options.train_offset and "train" in quotas else {}
     for family, type in weights:
         task = get_task(family)
-        for splits in (IN_DISTRIBUTION, ("test_ood",)):
-            wanted = sum(quotas.get(split, {}).get((family, type), 0) for split in splits)
+        # the in-distribution splits share one set of problems (a uniform spec reaches the same ones); each test_ood
+        # spec has its own
+        pools = [(IN_DISTRIBUTION, 0, specs[family])]
+        if "test_ood" in spec_lists:
+            pools += [(("test_ood",), index, spec) for index, spec in enumerate(spec_lists["test_ood"][family])]
+        for splits, index, spec in pools:
+            wanted = sum(quotas.get(split, {}).get((family, type, index), 0) for split in splits)
             if not wanted:
                 continue
             offset = skipped.get((family, type), 0) if splits == IN_DISTRIBUTION else 0
             wanted += offset  # the problems train_offset leaves out are drawn all the same
-            spec = specs[family].ood() if splits == ("test_ood",) else specs[family]
             available = task.num_distinct(spec, type)
             if available is not None and wanted > available:
                 names = " + ".join([SIZE_FIELDS[s] for s in SPLITS if s in splits and s in quotas]
@@ -89,6 +133,7 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
                 ) -> dict[str, list[tuple[str, Problem]]]:
     """(family, Problem) pairs for every non-empty split, disjoint by key across all splits."""
     quotas = plan_quotas(options, specs)
+    spec_lists = {split: split_specs(split, specs) for split in quotas}
     total = sum(options.sizes.values())
     seen: dict[str, set[str]] = {family: set() for family in options.task}
     drawn_strata: dict[Label, Counter] = {}  # under train_by_shape: strata drawn so far per (family, type)
@@ -96,19 +141,19 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
     # progress=None: a bar for big builds on a terminal (tqdm's disable=None), none for small ones
     disable = (None if total >= PROGRESS_MIN_ROWS else True) if progress is None else not progress
 
-    def draw_segment(split: str, segment: dict[Label, int], rng: random.Random, bar) -> list[tuple[str, Problem]]:
+    def draw_segment(split: str, segment: dict[Part, int], rng: random.Random, bar) -> list[tuple[str, Problem]]:
         """The rows of one split, or of the train segment a train_offset build replays (the same code, so the
         replay draws exactly what the earlier build did)."""
         rows: list[tuple[str, Problem]] = []
-        for (family, type), count in segment.items():
-            task, label = get_task(family), (family, type)
-            spec = specs[family].ood() if split == "test_ood" else specs[family]
+        for part, count in segment.items():
+            family, type, index = part
+            task, spec = get_task(family), spec_lists[split][family][index]
             shaped = options.train_by_shape and split in IN_DISTRIBUTION  # what train segments share out
-            tally = drawn_strata.setdefault(label, Counter()) if shaped else None
+            tally = drawn_strata.setdefault((family, type), Counter()) if shaped else None
             if split == "train":
                 caps = train_caps(task, spec, type, count, tally) if tally is not None else None
             else:
-                caps = held_out_caps(task, spec, label, quotas, split)
+                caps = held_out_caps(task, spec, part, quotas, split)
             rows += _draw_unique(task, family, type, spec, count, seen[family], rng, bar, split, caps, tally)
         return rows
 
@@ -126,12 +171,35 @@ def draw_splits(options: BuildOptions, specs: dict[str, Any], progress: bool | N
                 rng = random.Random(f"mathalign:{options.seed}:{split}:after:{options.train_offset}")
             rows = draw_segment(split, quotas[split], rng, bar)
             rng.shuffle(rows)
+            if split in SURFACE_SPLITS:
+                rows = written_another_way(rows, specs, random.Random(f"mathalign:{options.seed}:{split}:surface"))
             out[split] = rows
     return {split: out[split] for split in SPLITS if split in out}
 
 
-def held_out_caps(task, spec, label: Label, quotas, split) -> dict | None:
-    """{stratum: most problems `split` may take} for a held-out split (test, validation), or None (no caps).
+def written_another_way(rows: list[tuple[str, Problem]], specs: dict[str, Any], rng: random.Random,
+                        ) -> list[tuple[str, Problem]]:
+    """Each problem rewritten by its family's `surface_variant` (the same key and answer, another prompt): the rows
+    of a surface split. The spec goes along where the family takes it (arithmetic writes the target of the
+    rewritten prompt in the spec's answer_style)."""
+    out = []
+    for family, problem in rows:
+        task = get_task(family)
+        if "spec" in inspect.signature(task.surface_variant).parameters:
+            variant = task.surface_variant(problem, rng, spec=specs[family])
+        else:
+            variant = task.surface_variant(problem, rng)
+        if (variant.key, variant.answer, variant.type) != (problem.key, problem.answer, problem.type):
+            raise RuntimeError(f"{family}.surface_variant changed the problem ({problem.key!r}, answer "
+                               f"{problem.answer!r} -> {variant.key!r}, {variant.answer!r}): a surface variant "
+                               "must keep the key, answer and type")
+        out.append((family, variant))
+    return out
+
+
+def held_out_caps(task, spec, part: Part, quotas, split) -> dict | None:
+    """{stratum: most problems `split` may take} for a held-out split (HELD_OUT: test, validation and their surface
+    and uniform twins), or None (no caps).
 
     Operands are drawn digit-balanced, so a quarter of the draws of `a*b` are two 1-digit numbers, of which there
     are only 55, and half are a 1-digit times a 2-digit number, 900 of the 5,050. Uncapped, the held-out splits would
@@ -140,17 +208,21 @@ def held_out_caps(task, spec, label: Label, quotas, split) -> dict | None:
     test problems of `a*b` (2.2% of 5,050) hold at most 3 of the 55 and 40 of the 900. Caps apply while the
     held-out splits ask for at most half of the type's problems (then every cap can be met), and only to families
     that count their problems per stratum.
+
+    A uniform split (`spec.uniform()`) reaches the same problems and strata with other weights: it draws each
+    stratum in about its share of the type's problems, half its cap, so the caps keep their promise to training
+    without starving it (they bind only on a rare run of luck, and then the draw goes on in the other strata).
     """
-    if split not in ("test", "validation"):
+    if split not in HELD_OUT:
         return None
-    sizes = _strata_sizes(task, spec, label[1])
+    sizes = _strata_sizes(task, spec, part[1])
     if sizes is None:
         return None
     total = sum(sizes.values())
-    held_out = sum(quotas.get(s, {}).get(label, 0) for s in ("test", "validation"))
+    held_out = sum(quotas.get(s, {}).get(part, 0) for s in HELD_OUT)
     if 2 * held_out > total:
         return None
-    share = 2 * quotas[split][label] / total
+    share = 2 * quotas[split][part] / total
     return {stratum: math.ceil(size * share) for stratum, size in sizes.items()}
 
 
