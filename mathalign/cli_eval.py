@@ -12,15 +12,17 @@ import argparse
 
 EVAL_EXAMPLE = """\
 examples:
-  mathalign eval runs/sft --data data/sft --out runs/sft/eval          # test (+ test_ood if present)
+  mathalign eval runs/sft --data data/sft --out runs/sft/eval          # test and every test_* split present
   mathalign eval runs/sft --data data/sft --split test --num-samples 200
   mathalign eval runs/sft-lora --data test.parquet                     # a LoRA adapter directory
-  mathalign eval runs/sft --data sft                # build `sft` in memory: 256 test + 256 test_ood rows
+  mathalign eval runs/sft --data sft                # build `sft` in memory: 256 rows per test split
   mathalign eval Qwen/Qwen2.5-0.5B-Instruct --data data/gsm8k --batch-size 16 --num-samples 200
 
 --data takes a `save_to_disk` directory, a parquet/jsonl file (one split), or a builder name. Rows need the
-columns prompt, answer and task (type and difficulty give the per-type and per-difficulty breakdowns).
-Without --split, `test` is evaluated, and `test_ood` too when the dataset has it.
+columns prompt, answer and task (type, difficulty and form give the per-type, per-length and per-form breakdowns).
+Without --split, `test` is evaluated together with every held-out test split the dataset has (test_ood: longer
+operands, test_surface: other ways of writing the problems, test_uniform: uniformly drawn operands, any test_*),
+and one table shows accuracy per type (rows) and split (columns).
 """
 
 COMPARE_EXAMPLE = """\
@@ -50,18 +52,20 @@ Writes attention_layer_<i>.png (one heatmap per head) and prints the mean attent
 
 
 def _print_metrics(metrics: dict) -> None:
+    from .report import split_type_text
+
     splits = metrics.get("splits") or {metrics.get("split", "test"): metrics}
-    print(f"{'split':<10} {'problems':>8} {'accuracy':>9} {'parsed':>8} {'avg len':>8} {'problems/s':>11}")
+    width = max(10, *(len(name) for name in splits))
+    print(f"{'split':<{width}} {'problems':>8} {'accuracy':>9} {'parsed':>8} {'avg len':>8} {'problems/s':>11}")
     for name, m in splits.items():
         avg = m.get("avg_generation_length")
         print(
-            f"{name:<10} {m['num_samples']:>8} {100 * m['accuracy']:>8.1f}% {100 * m['parse_rate']:>7.1f}% "
+            f"{name:<{width}} {m['num_samples']:>8} {100 * m['accuracy']:>8.1f}% {100 * m['parse_rate']:>7.1f}% "
             f"{avg if avg is None else round(avg, 1):>8} {m.get('problems_per_second', 0):>11.1f}"
         )
-    per_type = metrics.get("accuracy_per_type") or {}
-    if per_type:
-        print("accuracy per type (" + metrics.get("split", "test") + "): "
-              + ", ".join(f"{t} {100 * a:.1f}%" for t, a in per_type.items()))
+    if any(m.get("accuracy_per_type") for m in splits.values()):
+        print()
+        print(split_type_text(metrics))
 
 
 def _positive(value: str) -> int:
@@ -152,7 +156,7 @@ def _common_eval_options(parser: argparse.ArgumentParser, data_required: bool = 
     parser.add_argument("--data", required=data_required, metavar="BUILDER_OR_PATH",
                         help="dataset directory (save_to_disk), parquet/jsonl file, or builder name (sft, rl, ...)")
     parser.add_argument("--split", default=None,
-                        help="split(s) to evaluate, comma-separated (default: test, plus test_ood when present)")
+                        help="split(s) to evaluate, comma-separated (default: test plus every test_* split present)")
     parser.add_argument("--num-samples", type=_positive, default=None, metavar="N",
                         help="evaluate a seeded random subset of N rows per split (default: every row)")
     parser.add_argument("--batch-size", type=_positive, default=64, metavar="B",

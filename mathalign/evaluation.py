@@ -11,10 +11,13 @@ How it works, and why:
 - Answers are never parsed here: each row names its problem family (`task`), whose `extract_answer` and `check` score
   the output inside the `mathalign_accuracy` metric module (an `evaluate` module shipped in the package, loaded by path,
   so it works offline). Prompts go through the family's `normalize_prompt`, as chat input does.
-- Splits: by default the `test` split, plus `test_ood` (out-of-distribution: longer operands, deeper expressions)
-  when the dataset has one, so in- and out-of-distribution accuracy come out of one run; `split="test"` evaluates
-  exactly `test`, `split="test,test_ood"` (or a list) names the splits. A single parquet/jsonl file is one split.
-- The top-level metrics are those of the first split; every split's metrics are under `metrics["splits"]`.
+- Splits: by default the `test` split plus every held-out test split the dataset has (`test_ood`: longer operands,
+  deeper expressions; `test_surface`: the same problems written other ways; `test_uniform`: uniformly drawn
+  operands; any other `test_*`), so one run shows where a model is brittle; `split="test"` evaluates exactly
+  `test`, `split="test,test_ood"` (or a list) names the splits. A single parquet/jsonl file is one split.
+- The top-level metrics are those of the first split; every split's metrics are under `metrics["splits"]`: accuracy,
+  parse rate, and accuracy per type, per difficulty (operand digits, expression operations), per type and
+  difficulty, and per surface form when the rows have a `form` column.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,8 +39,12 @@ from .sources import check_source, is_local, load_local_dataset
 METRIC_PATH = str(Path(__file__).parent / "metrics" / "mathalign_accuracy" / "mathalign_accuracy.py")
 REQUIRED_COLUMNS = ("prompt", "answer", "task")
 OOD_SPLIT = "test_ood"
-# Small sizes for builders named on the command line (`--data sft`): a quick look, not a benchmark.
-BUILDER_DEFAULT_SIZES = {"num_train": 0, "num_validation": 0, "num_test": 256, "num_test_ood": 256}
+HELD_OUT_PREFIX = "test_"  # every `test_*` split is held out, and evaluated by default next to `test`
+HELD_OUT_ORDER = (OOD_SPLIT, "test_surface", "test_uniform")  # listed in this order, other test_* after them
+# Small sizes for builders named on the command line (`--data sft`): a quick look, not a benchmark. A builder that
+# does not draw one of the held-out splits (gsm8k and aqua have no test_ood) is built without it.
+BUILDER_DEFAULT_SIZES = {"num_train": 0, "num_validation": 0, "num_test": 256, "num_test_ood": 256,
+                         "num_test_surface": 256, "num_test_uniform": 256}
 
 _metric = None
 
@@ -105,24 +113,37 @@ def _builder_names_hint() -> str:
 
 
 def _build(builder, name: str, build_kwargs: dict | None):
-    """Run a builder for evaluation: no training rows, small test splits (override with `build_kwargs`)."""
-    kwargs = {**BUILDER_DEFAULT_SIZES, **(build_kwargs or {})}
+    """Run a builder for evaluation: no training rows, small test splits (override with `build_kwargs`).
+
+    A default held-out size the builder refuses (gsm8k and aqua draw no test_ood; a builder may not draw surface
+    variants) is dropped and the build retried; a size the caller asked for is never dropped."""
+    given = build_kwargs or {}
+    kwargs = {**BUILDER_DEFAULT_SIZES, **given}
     print(f"Building the {name!r} dataset in memory ({', '.join(f'{k}={v}' for k, v in kwargs.items())}) ...")
-    try:
-        return builder.build(**kwargs)
-    except ValueError as err:
-        if "num_test_ood" not in str(err) or "num_test_ood" in (build_kwargs or {}):
-            raise
-        kwargs.pop("num_test_ood")  # datasets adapted from the Hub (gsm8k, aqua) have no out-of-distribution split
-        return builder.build(**kwargs)
+    while True:
+        try:
+            return builder.build(**kwargs)
+        except ValueError as err:
+            refused = [k for k in kwargs if k.startswith(f"num_{HELD_OUT_PREFIX}") and k not in given
+                       and re.search(rf"\b{k}\b", str(err))]
+            if not refused:
+                raise
+            for key in refused:
+                kwargs.pop(key)
+
+
+def held_out_splits(available: Sequence[str]) -> list[str]:
+    """The held-out test splits among `available` (every `test_*`), test_ood, test_surface, test_uniform first."""
+    held = [s for s in available if s.startswith(HELD_OUT_PREFIX)]
+    return [s for s in HELD_OUT_ORDER if s in held] + sorted(s for s in held if s not in HELD_OUT_ORDER)
 
 
 def resolve_splits(dataset_dict, split=None) -> list[tuple[str, bool]]:
-    """[(split name, explicitly asked for)]: `None` means `test` (or the only split) plus `test_ood` if present."""
+    """[(split name, explicitly asked for)]: `None` means `test` (or the only split) plus every `test_*` present."""
     available = list(dataset_dict.keys())
     if split is None:
         if "test" in available:
-            names = ["test"] + ([OOD_SPLIT] if OOD_SPLIT in available else [])
+            names = ["test"] + held_out_splits(available)
         elif len(available) == 1:
             names = available
         else:
@@ -221,6 +242,7 @@ def evaluate_split(
     seconds = time.perf_counter() - start
     types = _column_as_strings(dataset, "type")
     difficulties = _column_as_strings(dataset, "difficulty")
+    forms = _column_as_strings(dataset, "form")
     golds = [str(a) for a in dataset["answer"]]
     metrics = load_metric().compute(
         predictions=outputs,
@@ -237,6 +259,13 @@ def evaluate_split(
         for key in ("accuracy_per_type", "count_per_type"):
             per = metrics.get(key, {})
             metrics[key] = {t: per[t] for t in type_feature.names if t in per}
+    if forms is not None:  # surface variants: which ways of writing a problem the model reads
+        form_feature = dataset.features.get("form")
+        metrics["accuracy_per_form"], metrics["count_per_form"] = _breakdown(
+            forms, correct, getattr(form_feature, "names", None))
+    if types is not None and difficulties is not None:  # accuracy against operand length, one curve per type
+        metrics["accuracy_per_type_and_difficulty"], metrics["count_per_type_and_difficulty"] = _nested_breakdown(
+            types, difficulties, correct, list(metrics.get("accuracy_per_type", {})))
     metrics.update(
         {"max_new_tokens": max_new_tokens, "seconds": round(seconds, 3), "problems_per_second": len(outputs) / seconds}
     )
@@ -246,6 +275,7 @@ def evaluate_split(
             "task": tasks[i],
             "type": types[i] if types else None,
             "difficulty": difficulties[i] if difficulties else None,
+            **({"form": forms[i]} if forms is not None else {}),
             "prompt": texts_in[i],
             "output": outputs[i],
             "gold": golds[i],
@@ -258,13 +288,41 @@ def evaluate_split(
     return metrics, samples
 
 
+def _sort_key(key) -> tuple:
+    """Numbers in numeric order, then names in the order given (or alphabetical)."""
+    text = str(key)
+    return (0, float(text), "") if re.fullmatch(r"-?\d+(\.\d+)?", text) else (1, 0.0, text)
+
+
+def _breakdown(keys: list, correct: list[bool], order: Sequence[str] | None = None) -> tuple[dict, dict]:
+    """({key: accuracy}, {key: count}), keys as strings (as in JSON); missing keys count as "unknown"."""
+    hits: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for key, ok in zip(keys, correct):
+        key = "unknown" if key is None else str(key)
+        counts[key] = counts.get(key, 0) + 1
+        hits[key] = hits.get(key, 0) + int(ok)
+    ordered = [k for k in order or () if k in counts] + sorted((k for k in counts if k not in (order or ())),
+                                                               key=_sort_key)
+    return {k: hits[k] / counts[k] for k in ordered}, {k: counts[k] for k in ordered}
+
+
+def _nested_breakdown(outer: list, inner: list, correct: list[bool], order: Sequence[str]) -> tuple[dict, dict]:
+    """({outer: {inner: accuracy}}, {outer: {inner: count}}), e.g. per type, then per difficulty."""
+    accuracy, count = {}, {}
+    for key in _breakdown(outer, correct, order)[0]:
+        rows = [i for i, k in enumerate(outer) if ("unknown" if k is None else str(k)) == key]
+        accuracy[key], count[key] = _breakdown([inner[i] for i in rows], [correct[i] for i in rows])
+    return accuracy, count
+
+
 def _subset(dataset, num_samples: int | None, split: str, explicit: bool, seed: int):
     if num_samples is None or num_samples == len(dataset):
         return dataset
     if num_samples < 1:
         raise ValueError(f"--num-samples must be >= 1, got {num_samples}.")
     if num_samples > len(dataset):
-        if not explicit:  # test_ood added by default: take what there is rather than refuse the whole run
+        if not explicit:  # a test_* split added by default: take what there is rather than refuse the whole run
             return dataset
         raise ValueError(
             f"--num-samples {num_samples} is larger than split {split!r} ({len(dataset)} rows); ask for at most "
@@ -291,15 +349,17 @@ def evaluate_model(
     Args:
         model_or_path: a checkpoint directory, a LoRA adapter directory, a Hub id, or a model (then pass `tokenizer`).
         dataset: a DatasetDict/Dataset, a `save_to_disk` directory, a parquet/jsonl file, or a builder name.
-        split: `None` for `test` plus `test_ood` when present; a name, a comma-separated string or a list.
+        split: `None` for `test` plus every held-out `test_*` split present (test_ood, test_surface,
+            test_uniform, ...); a name, a comma-separated string or a list.
         num_samples: evaluate a seeded random subset of this many rows per split (all rows when None); more rows
-            than a split named in `split` holds is an error, a default `test_ood` that is smaller is used whole.
+            than a split named in `split` holds is an error, a default `test_*` split that is smaller is used whole.
         max_new_tokens: default: the longest gold completion + 25% (or a per-family default without completions).
         out_dir: where to write `metrics.json`, `samples.jsonl`, `report.md` and the PNG plots.
         trainer_state: a `trainer_state.json` to plot training curves from (default: found next to the checkpoint).
 
     Returns the first split's metrics at the top level (`accuracy`, `parse_rate`, `avg_generation_length`,
-    `accuracy_per_type`, `accuracy_per_difficulty`, ...), every split's under `splits`, and `model`/`dataset` names.
+    `accuracy_per_type`, `accuracy_per_difficulty`, `accuracy_per_type_and_difficulty`, `accuracy_per_form` when
+    the rows have a `form`, ...), every split's under `splits`, and `model`/`dataset` names.
     """
     if dataset is None:
         raise ValueError("evaluate_model needs a dataset (a directory, a file or a builder name).")
@@ -380,6 +440,7 @@ __all__ = [
     "evaluate_model",
     "evaluate_split",
     "generate_batched",
+    "held_out_splits",
     "load_eval_dataset",
     "load_metric",
     "load_model_and_tokenizer",

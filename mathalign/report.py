@@ -1,6 +1,8 @@
 """Reports people read: metrics.json, samples.jsonl, a Markdown summary and PNG plots.
 
     write_report(metrics, samples, "runs/sft/eval")            # what `mathalign eval --out` writes
+    print(split_type_text(metrics))                            # accuracy, a row per type, a column per split
+    plot_accuracy_vs_length(metrics, "length.png")             # a line per type against operand digits
     plot_training_curves("runs/sft/trainer_state.json", "curves.png")
     write_stage_comparison({"base": m0, "sft": m1, "dpo": m2}, "runs/pipeline/comparison")
 
@@ -51,6 +53,113 @@ def _splits(metrics: dict) -> dict[str, dict]:
 
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _is_number(key) -> bool:
+    return re.fullmatch(r"-?\d+(\.\d+)?", str(key)) is not None
+
+
+def _numeric_order(keys: Iterable[str]) -> list[str]:
+    return sorted(keys, key=lambda k: float(k) if _is_number(k) else math.inf)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Accuracy per type and split: the table that shows where a model is brittle
+
+
+def split_type_table(metrics: dict) -> tuple[list[str], list[tuple[str, list[float | None], list[int | None]]]]:
+    """(splits, rows): a row per problem type then an `all` row, each with one accuracy (None where the split has
+    no such problem) and one count per split."""
+    splits = _splits(metrics)
+    types: list[str] = []
+    for m in splits.values():
+        types += [t for t in m.get("accuracy_per_type", {}) if t not in types]
+    rows = [(t, [m.get("accuracy_per_type", {}).get(t) for m in splits.values()],
+             [m.get("count_per_type", {}).get(t) for m in splits.values()]) for t in types]
+    rows.append(("all", [m.get("accuracy") for m in splits.values()], [m.get("num_samples") for m in splits.values()]))
+    return list(splits), rows
+
+
+def split_type_text(metrics: dict, title: str = "accuracy per type and split") -> str:
+    """The per-type x per-split table as plain text, for a terminal (what `mathalign eval` prints)."""
+    splits, rows = split_type_table(metrics)
+    first = max(len("type"), *(len(r[0]) for r in rows))
+    widths = [max(len(s), 6) for s in splits]
+    lines = [title, f"{'type':<{first}}  " + "  ".join(f"{s:>{w}}" for s, w in zip(splits, widths))]
+    for label, values, _ in rows:
+        lines.append(f"{label:<{first}}  " + "  ".join(f"{_pct(v):>{w}}" for v, w in zip(values, widths)))
+    lines.append(f"{'problems':<{first}}  " + "  ".join(f"{n if n is not None else '-':>{w}}"
+                                                        for n, w in zip(rows[-1][2], widths)))
+    for split, m in _splits(metrics).items():  # surface forms: which ways of writing a problem the model reads
+        per_form = m.get("accuracy_per_form") or {}
+        if len(per_form) > 1:
+            lines.append(f"accuracy per form ({split}): " + ", ".join(f"{f} {_pct(a)}" for f, a in per_form.items()))
+    return "\n".join(lines)
+
+
+def split_type_markdown(metrics: dict) -> list[str]:
+    """The per-type x per-split table as Markdown lines: `accuracy (problems)` per cell, the `all` row in bold."""
+    splits, rows = split_type_table(metrics)
+    lines = ["| type | " + " | ".join(f"{s} (n)" for s in splits) + " |", "|---|" + "---:|" * len(splits)]
+    for label, values, counts in rows:
+        cells = ["-" if v is None else f"{_pct(v)} ({n})" for v, n in zip(values, counts)]
+        if label == "all":
+            lines.append("| **all** | " + " | ".join(c if c == "-" else f"**{c}**" for c in cells) + " |")
+        else:
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def difficulty_label(metrics: dict) -> str:
+    """What the `difficulty` column counts, from the families evaluated."""
+    tasks = {t for m in _splits(metrics).values() for t in m.get("accuracy_per_task", {})}
+    if tasks == {"arithmetic"}:
+        return "operand digits"
+    if tasks == {"expressions"}:
+        return "operations per expression"
+    if tasks >= {"arithmetic", "expressions"}:
+        return "operand digits (arithmetic) / operations (expressions)"
+    return "difficulty"
+
+
+def type_difficulty_accuracy(metrics: dict) -> dict[str, dict[str, tuple[float, int]]]:
+    """{type: {difficulty: (accuracy, problems)}} over every evaluated split combined (so the in-range lengths of
+    `test` and the longer ones of `test_ood` lie on one axis), plus an `all` entry over every type."""
+    hits: dict[str, dict[str, float]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for m in _splits(metrics).values():
+        accuracy, count = m.get("accuracy_per_type_and_difficulty") or {}, m.get("count_per_type_and_difficulty") or {}
+        for t, per in accuracy.items():
+            for d, a in per.items():
+                n = count.get(t, {}).get(d, 0)
+                for key in (t, "all"):
+                    hits.setdefault(key, {}).setdefault(d, 0.0)
+                    counts.setdefault(key, {}).setdefault(d, 0)
+                    hits[key][d] += a * n
+                    counts[key][d] += n
+    table = {t: {d: (hits[t][d] / counts[t][d], counts[t][d]) for d in _numeric_order(per) if counts[t][d]}
+             for t, per in counts.items() if t != "all"}
+    if "all" in counts:
+        table["all"] = {d: (hits["all"][d] / counts["all"][d], counts["all"][d])
+                        for d in _numeric_order(counts["all"]) if counts["all"][d]}
+    return table
+
+
+def _difficulties(table: dict[str, dict]) -> list[str]:
+    return _numeric_order({d for per in table.values() for d in per if _is_number(d)})
+
+
+def type_difficulty_markdown(metrics: dict) -> list[str]:
+    """Accuracy per type (rows) and difficulty (columns), every split combined; [] with one difficulty or none."""
+    table = type_difficulty_accuracy(metrics)
+    keys = _difficulties(table)
+    if len(keys) < 2:
+        return []
+    lines = ["| type | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for t, per in table.items():
+        cells = ["-" if d not in per else f"{_pct(per[d][0])} ({per[d][1]})" for d in keys]
+        lines.append(f"| {'**all**' if t == 'all' else t} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _grouped_bars(ax, groups: list[str], series: dict[str, list[float | None]], counts=None) -> None:
@@ -111,11 +220,56 @@ def plot_accuracy_per_difficulty(metrics: dict, out_png) -> Path:
     ax = fig.add_subplot()
     for s, (split, m) in enumerate(_splits(metrics).items()):
         per = m.get("accuracy_per_difficulty", {})
-        keys = sorted(per, key=lambda k: float(k) if re.fullmatch(r"-?\d+(\.\d+)?", k) else math.inf)
+        keys = _numeric_order(per)
         ax.plot(keys, [100 * per[k] for k in keys], marker="o", label=split, color=COLORS[s % len(COLORS)])
-    _style(ax, "Accuracy per difficulty", "difficulty", "exact-match accuracy", percent=True)
+    _style(ax, "Accuracy per difficulty", difficulty_label(metrics), "exact-match accuracy", percent=True)
     if len(_splits(metrics)) > 1:
         ax.legend(frameon=False)
+    return _save(fig, out_png)
+
+
+def plot_accuracy_vs_length(metrics: dict, out_png, title: str | None = None) -> Path | None:
+    """Accuracy against operand length (the `difficulty` column), a line per problem type and a dashed one for all
+    types, every evaluated split combined; lengths that only held-out splits reach (beyond `test`'s range) are
+    shaded. Returns None, writing nothing, when fewer than two lengths were evaluated."""
+    table = type_difficulty_accuracy(metrics)
+    keys = _difficulties(table)
+    if len(keys) < 2:
+        return None
+    splits = _splits(metrics)
+    in_test = {d for per in (splits.get("test", {}).get("accuracy_per_type_and_difficulty") or {}).values()
+               for d in per}
+    types = [t for t in table if t != "all"]
+    crowded = len(types) > 4
+    fig = Figure(figsize=(8.6 if crowded else 6.6, 4.2))
+    ax = fig.add_subplot()
+    beyond = [float(d) for d in keys if in_test and d not in in_test]
+    if beyond:  # the lengths no in-range test problem has: out of distribution
+        ax.axvspan(min(beyond) - 0.5, max(beyond) + 0.5, color="#EEEEEE", zorder=0)
+        ax.text(min(beyond) - 0.45, 2, "beyond the test split's range", fontsize=8, color="#666666", va="bottom")
+    markers = "osD^vP*Xh"
+    for i, t in enumerate(types):
+        per = {d: v for d, v in table[t].items() if _is_number(d)}
+        xs = [float(d) for d in per]
+        ax.plot(xs, [100 * a for a, _ in per.values()], marker=markers[i % len(markers)], markersize=5,
+                linewidth=1.6, label=t, color=COLORS[i % len(COLORS)],
+                linestyle="-" if i < len(COLORS) else ":")
+    if len(types) > 1 and "all" in table:
+        per = {d: v for d, v in table["all"].items() if _is_number(d)}
+        ax.plot([float(d) for d in per], [100 * a for a, _ in per.values()], color="black", linestyle="--",
+                linewidth=2.2, marker="o", markersize=4, label="all types")
+    label = difficulty_label(metrics)
+    default = f"Accuracy against {label.split(' (')[0]}, per type"
+    _style(ax, title or default, label, "exact-match accuracy", percent=True)
+    ax.set_xticks([float(d) for d in keys])
+    ax.set_xticklabels([d if not d.endswith(".0") else d[:-2] for d in keys])
+    ax.set_xlim(float(keys[0]) - 0.5, float(keys[-1]) + 0.5)
+    ax.grid(axis="x", alpha=0.15)
+    fig.text(0.01, 0.01, "splits: " + ", ".join(splits), fontsize=7, color="#666666")
+    if crowded:
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(frameon=False, fontsize=8, loc="lower left")
     return _save(fig, out_png)
 
 
@@ -133,7 +287,9 @@ def markdown_report(metrics: dict, samples: list[dict], plots: Iterable[str] = (
             f"| {split} | {m['num_samples']} | **{_pct(m['accuracy'])}** | {_pct(m['parse_rate'])} | "
             f"{'-' if avg_len is None else f'{avg_len:.1f}'} | {'-' if speed is None else f'{speed:.1f}'} |"
         )
-    for breakdown, label in (("type", "problem type"), ("difficulty", "difficulty")):
+    if any(m.get("accuracy_per_type") for m in splits.values()):
+        lines += ["", "## Accuracy per problem type and split", ""] + split_type_markdown(metrics)
+    for breakdown, label in (("difficulty", difficulty_label(metrics)), ("form", "surface form")):
         keys: list[str] = []
         for m in splits.values():
             keys += [k for k in m.get(f"accuracy_per_{breakdown}", {}) if k not in keys]
@@ -147,8 +303,11 @@ def markdown_report(metrics: dict, samples: list[dict], plots: Iterable[str] = (
             for m in splits.values():
                 acc = m.get(f"accuracy_per_{breakdown}", {}).get(key)
                 count = m.get(f"count_per_{breakdown}", {}).get(key)
-                cells.append("-" if acc is None else f"{_pct(acc)} ({count})")
+                cells.append("-" if acc is None else _pct(acc) + ("" if count is None else f" ({count})"))
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    by_length = type_difficulty_markdown(metrics)
+    if by_length:
+        lines += ["", f"## Accuracy per type and {difficulty_label(metrics)}, every split combined", ""] + by_length
     plots = list(plots)
     if plots:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem.replace('_', ' ')}]({Path(p).name})" for p in plots]
@@ -187,8 +346,9 @@ def _step_of(name: str) -> int:
 
 
 def write_report(metrics: dict, samples: list[dict], out_dir, trainer_state=None) -> dict[str, Path]:
-    """Write `metrics.json`, `samples.jsonl`, `report.md`, `accuracy_per_type.png` (+ per difficulty, + training
-    curves when a `trainer_state.json` is given) into `out_dir`; returns {name: path}."""
+    """Write `metrics.json`, `samples.jsonl`, `report.md`, `accuracy_per_type.png` (+ per difficulty and
+    `accuracy_vs_length.png` when more than one difficulty was evaluated, + training curves when a
+    `trainer_state.json` is given) into `out_dir`; returns {name: path}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"metrics": out_dir / "metrics.json", "samples": out_dir / "samples.jsonl"}
@@ -200,6 +360,9 @@ def write_report(metrics: dict, samples: list[dict], out_dir, trainer_state=None
         files["accuracy_per_type"] = plot_accuracy_per_type(metrics, out_dir / "accuracy_per_type.png")
     if any(len(m.get("accuracy_per_difficulty", {})) > 1 for m in _splits(metrics).values()):
         files["accuracy_per_difficulty"] = plot_accuracy_per_difficulty(metrics, out_dir / "accuracy_per_difficulty.png")
+    length = plot_accuracy_vs_length(metrics, out_dir / "accuracy_vs_length.png")
+    if length is not None:
+        files["accuracy_vs_length"] = length
     if trainer_state is not None:
         try:
             files["training_curves"] = plot_training_curves(trainer_state, out_dir / "training_curves.png")
@@ -308,6 +471,22 @@ def _ood(metrics: dict) -> float | None:
     return splits.get("test_ood", {}).get("accuracy")
 
 
+def _held_out(stage_metrics: dict[str, dict]) -> list[str]:
+    """The splits evaluated besides each stage's first one (test_ood, test_surface, ...), in the order first seen."""
+    names: list[str] = []
+    for m in stage_metrics.values():
+        names += [s for s in list(m.get("splits") or {})[1:] if s not in names]
+    return names
+
+
+def _split_accuracy(metrics: dict, split: str) -> float | None:
+    return (metrics.get("splits") or {}).get(split, {}).get("accuracy")
+
+
+def _split_label(split: str) -> str:
+    return f"accuracy, {split}" + (" (out of distribution)" if split == "test_ood" else "")
+
+
 def _stage_types(stage_metrics: dict[str, dict]) -> list[str]:
     types: list[str] = []
     for m in stage_metrics.values():
@@ -315,20 +494,26 @@ def _stage_types(stage_metrics: dict[str, dict]) -> list[str]:
     return types
 
 
-def stage_comparison_markdown(stage_metrics: dict[str, dict]) -> str:
-    """One table, a column per stage and a row per number (best stage in bold)."""
+def stage_comparison_markdown(stage_metrics: dict[str, dict], length_plot: str | None = None) -> str:
+    """One table, a column per stage and a row per number (best stage in bold), then the final stage's accuracy
+    per type and split (and its accuracy against operand length, when `length_plot` names that plot)."""
     stages = list(stage_metrics)
+    held_out = _held_out(stage_metrics)
     rows: list[tuple[str, list, bool]] = [  # (label, values, is a fraction)
         ("accuracy", [m.get("accuracy") for m in stage_metrics.values()], True),
         ("parse rate", [m.get("parse_rate") for m in stage_metrics.values()], True),
     ]
-    if any(_ood(m) is not None for m in stage_metrics.values()):
-        rows.append(("accuracy, out of distribution", [_ood(m) for m in stage_metrics.values()], True))
+    for split in held_out:
+        rows.append((_split_label(split), [_split_accuracy(m, split) for m in stage_metrics.values()], True))
     rows.append(("avg. generation length (tokens)", [m.get("avg_generation_length") for m in stage_metrics.values()], False))
     for t in _stage_types(stage_metrics):
         rows.append((f"`{t}`", [m.get("accuracy_per_type", {}).get(t) for m in stage_metrics.values()], True))
 
-    lines = ["# Accuracy per stage", "", "| | " + " | ".join(stages) + " |", "|---|" + "---:|" * len(stages)]
+    lines = ["# Accuracy per stage", ""]
+    first_splits = {m.get("split") for m in stage_metrics.values() if m.get("split")}
+    if len(first_splits) == 1 and held_out:
+        lines += [f"Rows without a split name are on `{first_splits.pop()}`.", ""]
+    lines += ["| | " + " | ".join(stages) + " |", "|---|" + "---:|" * len(stages)]
     for label, values, fraction in rows:
         present = [v for v in values if v is not None]
         best = max(present) if fraction and len(set(present)) > 1 else None  # bold the winner, if there is one
@@ -337,17 +522,27 @@ def stage_comparison_markdown(stage_metrics: dict[str, dict]) -> str:
             text = "-" if v is None else (_pct(v) if fraction else f"{v:.1f}")
             cells.append(f"**{text}**" if best is not None and v == best else text)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    final, last = stages[-1], stage_metrics[stages[-1]]
+    if last.get("accuracy_per_type") and len(_splits(last)) > 1:  # (one split: the rows above say it all)
+        lines += ["", f"## {final} (final stage): accuracy per type and split", ""] + split_type_markdown(last)
+    by_length = type_difficulty_markdown(last)
+    if by_length:
+        label = difficulty_label(last)
+        lines += ["", f"## {final} (final stage): accuracy per type and {label}, every split combined", ""]
+        lines += by_length
+        if length_plot:
+            lines += ["", f"![{final}: accuracy against {label}]({length_plot})"]
     return "\n".join(lines) + "\n"
 
 
 def plot_stage_comparison(stage_metrics: dict[str, dict], out_png) -> Path:
-    """Grouped bars: overall (and out-of-distribution) accuracy and each type's, one bar per stage."""
+    """Grouped bars: overall accuracy on each evaluated split and each type's, one bar per stage."""
     types = _stage_types(stage_metrics)
-    has_ood = any(_ood(m) is not None for m in stage_metrics.values())
-    groups = ["all"] + (["all (OOD)"] if has_ood else []) + types
+    held_out = _held_out(stage_metrics)
+    groups = ["all"] + [f"all ({'OOD' if s == 'test_ood' else s})" for s in held_out] + types
     series = {
         stage: [m.get("accuracy")]
-        + ([_ood(m)] if has_ood else [])
+        + [_split_accuracy(m, s) for s in held_out]
         + [m.get("accuracy_per_type", {}).get(t) for t in types]
         for stage, m in stage_metrics.items()
     }
@@ -360,7 +555,8 @@ def plot_stage_comparison(stage_metrics: dict[str, dict], out_png) -> Path:
 
 
 def write_stage_comparison(stage_metrics: dict[str, dict], out_dir) -> dict[str, Path]:
-    """Write `comparison.md`, `comparison.json` and `comparison.png` for {stage: metrics from evaluate_model}."""
+    """Write `comparison.md`, `comparison.json` and `comparison.png` for {stage: metrics from evaluate_model}, and
+    `accuracy_vs_length.png` for the final stage when it was evaluated on more than one operand length."""
     if not stage_metrics:
         raise ValueError("write_stage_comparison needs the metrics of at least one stage.")
     for stage, m in stage_metrics.items():
@@ -373,6 +569,13 @@ def write_stage_comparison(stage_metrics: dict[str, dict], out_dir) -> dict[str,
         "json": out_dir / "comparison.json",
         "plot": plot_stage_comparison(stage_metrics, out_dir / "comparison.png"),
     }
+    final = list(stage_metrics)[-1]
+    length = plot_accuracy_vs_length(stage_metrics[final], out_dir / "accuracy_vs_length.png",
+                                     title=f"{final}: accuracy against {difficulty_label(stage_metrics[final])}")
+    if length is not None:
+        files["accuracy_vs_length"] = length
+    split_keys = ("accuracy", "parse_rate", "num_samples", "accuracy_per_type", "accuracy_per_difficulty",
+                  "accuracy_per_form", "accuracy_per_type_and_difficulty")
     summary = {
         stage: {
             "accuracy": m.get("accuracy"),
@@ -380,23 +583,31 @@ def write_stage_comparison(stage_metrics: dict[str, dict], out_dir) -> dict[str,
             "avg_generation_length": m.get("avg_generation_length"),
             "accuracy_ood": _ood(m),
             "accuracy_per_type": m.get("accuracy_per_type", {}),
+            "splits": {split: {k: sm[k] for k in split_keys if k in sm} for split, sm in _splits(m).items()},
             "model": m.get("model"),
         }
         for stage, m in stage_metrics.items()
     }
     files["json"].write_text(json.dumps(summary, indent=2) + "\n")
-    files["markdown"].write_text(stage_comparison_markdown(stage_metrics) + f"\n![accuracy per stage]({files['plot'].name})\n")
+    markdown = stage_comparison_markdown(stage_metrics, length.name if length is not None else None)
+    files["markdown"].write_text(markdown + f"\n![accuracy per stage]({files['plot'].name})\n")
     return files
 
 
 __all__ = [
+    "difficulty_label",
     "find_trainer_state",
     "markdown_report",
     "plot_accuracy_per_difficulty",
     "plot_accuracy_per_type",
+    "plot_accuracy_vs_length",
     "plot_stage_comparison",
     "plot_training_curves",
+    "split_type_markdown",
+    "split_type_table",
+    "split_type_text",
     "stage_comparison_markdown",
+    "type_difficulty_accuracy",
     "write_report",
     "write_stage_comparison",
 ]

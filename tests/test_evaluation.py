@@ -9,8 +9,9 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from mathalign.attention import AttentionEntropyCallback, attention_entropy, attention_weights
 from mathalign.cli import main as cli_main
-from mathalign.evaluation import evaluate_model, generate_batched, load_metric
-from mathalign.report import plot_training_curves, training_curves, write_report, write_stage_comparison
+from mathalign.evaluation import evaluate_model, generate_batched, load_eval_dataset, load_metric, resolve_splits
+from mathalign.report import (plot_accuracy_vs_length, plot_training_curves, split_type_text, training_curves,
+                              write_report, write_stage_comparison)
 from mathalign.tasks import get_task
 
 from conftest import make_tiny_model
@@ -75,6 +76,16 @@ def _eval_dataset(rows_test=6, rows_ood=4) -> DatasetDict:
         )
 
     return DatasetDict({"test": split(rows_test, 0), "test_ood": split(rows_ood, 1)})
+
+
+def _held_out_dataset() -> DatasetDict:
+    """`_eval_dataset` with the other held-out splits the builders publish: surface variants (with a `form`
+    column), uniformly drawn operands, and a validation split that evaluation leaves alone by default."""
+    data = _eval_dataset(rows_test=3, rows_ood=3)
+    surface = data["test"].add_column("form", ["spaced", "canonical", "spaced"])
+    surface = surface.map(lambda row: {"prompt": row["prompt"].replace("/", " / ") if row["form"] == "spaced"
+                                       else row["prompt"]})
+    return DatasetDict({**data, "validation": data["test"], "test_uniform": data["test"], "test_surface": surface})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,6 +178,104 @@ def test_evaluate_model_end_to_end(tiny_model_dir, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
 
 
+@pytest.mark.parametrize(
+    "available, split, expected",
+    [
+        # every held-out test_* split joins `test`, test_ood/test_surface/test_uniform first, then the rest by name
+        (["train", "test_uniform", "test_zeta", "test", "validation", "test_surface", "test_ood"], None,
+         ["test", "test_ood", "test_surface", "test_uniform", "test_zeta"]),
+        # nothing held out: `test` alone
+        (["train", "validation", "test"], None, ["test"]),
+        # a single split (a parquet file) is evaluated whatever its name
+        (["data"], None, ["data"]),
+        # named splits are exactly the ones evaluated, in the order given
+        (["test", "test_ood", "validation", "validation_surface"], "validation,validation_surface",
+         ["validation", "validation_surface"]),
+        (["test", "test_ood", "test_surface"], ["test_surface"], ["test_surface"]),
+    ],
+)
+def test_default_splits_are_test_and_every_held_out_split(available, split, expected):
+    resolved = resolve_splits(dict.fromkeys(available), split)
+    assert [name for name, _ in resolved] == expected
+    # a default held-out split smaller than --num-samples is taken whole; only named ones (and `test`) must hold it
+    assert [explicit for _, explicit in resolved] == [True] + [split is not None] * (len(expected) - 1)
+
+
+class _Builder:
+    """A stand-in data builder that refuses the options named in `refused`, like a builder without those splits."""
+
+    def __init__(self, refused=()):
+        self.refused, self.calls = set(refused), []
+
+    def build(self, **kwargs):
+        self.calls.append(kwargs)
+        unknown = sorted(self.refused & set(kwargs))
+        if unknown:
+            raise ValueError(f"unknown option {unknown[0]!r}; valid options: num_train, num_test")
+        return _eval_dataset()
+
+
+def test_builders_without_a_held_out_split_are_built_without_it(monkeypatch):
+    import mathalign.evaluation as ev
+
+    # the surface and uniform splits are asked for by default, dropped one by one when a builder refuses them
+    builder = _Builder(refused={"num_test_surface", "num_test_uniform", "num_test_ood"})
+    monkeypatch.setattr(ev, "_get_builder", lambda name: builder)
+    assert set(load_eval_dataset("gsm8k")) == {"test", "test_ood"}
+    assert builder.calls[0]["num_test_surface"] == builder.calls[0]["num_test_uniform"] == 256
+    assert not any(k.startswith("num_test_") for k in builder.calls[-1])
+    # a builder that draws them gets them on the first try
+    builder = _Builder()
+    monkeypatch.setattr(ev, "_get_builder", lambda name: builder)
+    load_eval_dataset("sft")
+    assert len(builder.calls) == 1 and builder.calls[0]["num_test_uniform"] == 256
+    # a size the caller asked for is never dropped: the builder's own error reaches the user
+    builder = _Builder(refused={"num_test_surface"})
+    monkeypatch.setattr(ev, "_get_builder", lambda name: builder)
+    with pytest.raises(ValueError, match="num_test_surface"):
+        ev._build(builder, "sft", {"num_test_surface": 10})
+
+
+def test_every_held_out_split_is_evaluated_and_shown_per_type(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    _held_out_dataset().save_to_disk(data)
+    out = tmp_path / "eval"
+    capsys.readouterr()
+    assert cli_main(["eval", str(tiny_model_dir), "--data", str(data), "--out", str(out), "--batch-size", "4"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+
+    splits = ["test", "test_ood", "test_surface", "test_uniform"]  # not validation: it is for tuning
+    assert list(metrics["splits"]) == splits
+    for split, m in metrics["splits"].items():  # each split keeps its own breakdowns
+        assert set(m["accuracy_per_type"]) == {"a_over_b", "x_minus_b", "a_plus_b"}, split
+        assert m["accuracy_per_difficulty"] and m["accuracy_per_type_and_difficulty"]["a_over_b"], split
+        assert ("accuracy_per_form" in m) == (split == "test_surface")  # only rows with a `form` column have one
+    surface = metrics["splits"]["test_surface"]
+    assert surface["count_per_form"] == {"canonical": 1, "spaced": 2}
+    assert metrics["splits"]["test_ood"]["count_per_type_and_difficulty"]["a_over_b"] == {"3": 1}
+
+    # One table in the terminal: a row per type (then `all`), a column per split.
+    lines = printed.splitlines()
+    header = lines.index("accuracy per type and split") + 1
+    assert lines[header].split() == ["type", *splits]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[header + 1:header + 6]}
+    assert list(rows) == ["a_plus_b", "a_over_b", "x_minus_b", "all", "problems"]  # the ClassLabel's order
+    assert rows["problems"] == ["3", "3", "3", "3"]
+    assert rows["all"][2] == f"{100 * surface['accuracy']:.1f}%"
+    assert "accuracy per form (test_surface): canonical 0.0%, spaced 0.0%" in printed  # the untrained model
+
+    # The same table in report.md, and the samples say which surface form each problem had.
+    report = (out / "report.md").read_text()
+    assert "## Accuracy per problem type and split" in report
+    assert "| type | test (n) | test_ood (n) | test_surface (n) | test_uniform (n) |" in report
+    assert "| **all** |" in report and "## Accuracy per surface form" in report
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert {s["form"] for s in samples if s["split"] == "test_surface"} == {"spaced", "canonical"}
+    # operand lengths 1-3 over the splits combined: the length plot is written
+    assert _png_ok(out / "accuracy_vs_length.png") and "accuracy_vs_length.png" in report
+
+
 def test_evaluate_lora_adapter_and_parquet(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
 
@@ -242,6 +351,48 @@ def test_write_report_files(tmp_path):
     assert "| `3+4=?` | `The answer is 8.` | 8 | 7 |" in report  # the failure list
 
 
+def _split_metrics(accuracy: float, difficulties=("1", "2")) -> dict:
+    """One split's metrics as evaluate_split makes them, with the per type and difficulty breakdown."""
+    per = {t: {d: max(0.0, accuracy - 0.1 * int(d) * (t == "a_over_b")) for d in difficulties}
+           for t in ("a_plus_b", "a_over_b")}
+    return {**_metrics(accuracy), "accuracy_per_task": {"arithmetic": accuracy},
+            "accuracy_per_type_and_difficulty": per,
+            "count_per_type_and_difficulty": {t: dict.fromkeys(difficulties, 2) for t in per}}
+
+
+def test_accuracy_against_operand_length_plot(tmp_path):
+    # in-range lengths from `test`, longer ones from `test_ood`: one axis, a line per type
+    splits = {"test": _split_metrics(1.0), "test_ood": _split_metrics(0.5, ("3", "4"))}
+    metrics = {"model": "m", "split": "test", **splits["test"], "splits": splits}
+    files = write_report(metrics, [], tmp_path / "two")
+    assert _png_ok(files["accuracy_vs_length"])
+    report = (tmp_path / "two" / "report.md").read_text()
+    assert "## Accuracy per type and operand digits, every split combined" in report
+    assert "| a_over_b | 90.0% (2) | 80.0% (2) | 20.0% (2) | 10.0% (2) |" in report
+    # one length only: nothing to draw a line through, no plot and no table
+    single = {"test": _split_metrics(1.0, ("2",))}
+    files = write_report({"split": "test", **single["test"], "splits": single}, [], tmp_path / "one")
+    assert "accuracy_vs_length" not in files and not (tmp_path / "one" / "accuracy_vs_length.png").exists()
+    assert plot_accuracy_vs_length({"splits": single}, tmp_path / "x.png") is None
+    # nine types: the legend moves outside the axes, and the picture is still a readable size
+    nine = {"test": {**_split_metrics(0.9), "accuracy_per_type_and_difficulty": {
+        f"type_{i}": {"1": 0.9, "2": 0.8} for i in range(9)}, "count_per_type_and_difficulty": {
+        f"type_{i}": {"1": 2, "2": 2} for i in range(9)}}}
+    assert _png_ok(plot_accuracy_vs_length({"splits": nine}, tmp_path / "nine.png"))
+
+
+def test_split_type_table_marks_missing_cells():
+    splits = {"test": _metrics(1.0), "test_surface": {**_metrics(0.5), "accuracy_per_type": {"a_plus_b": 0.5}}}
+    text = split_type_text({"splits": splits})
+    assert text.splitlines()[1:] == [
+        "type        test  test_surface",
+        "a_plus_b  100.0%         50.0%",
+        "a_over_b   50.0%             -",  # the surface split has no a_over_b problem
+        "all       100.0%         50.0%",
+        "problems       4             4",
+    ]
+
+
 def test_training_curves_from_trainer_state(tmp_path):
     log_history = [
         {"step": 1, "loss": 2.0, "rewards/margins": 0.1, "rewards/accuracies": 0.5, "learning_rate": 1e-3},
@@ -267,8 +418,27 @@ def test_write_stage_comparison_from_metrics(tmp_path):
     assert "| accuracy | 10.0% | 60.0% | **80.0%** |" in table  # best stage in bold
     assert _png_ok(files["plot"])
     assert json.loads(files["json"].read_text())["sft"]["accuracy"] == 0.6
+    assert "(final stage)" not in table  # no split to break down, no length to plot
     with pytest.raises(ValueError, match="expected the metrics dict"):
         write_stage_comparison({"broken": {"loss": 1.0}}, tmp_path)
+
+
+def test_stage_comparison_shows_every_split_and_the_final_stage_per_type(tmp_path):
+    def stage(accuracy):
+        splits = {"test": _split_metrics(accuracy), "test_ood": _split_metrics(accuracy / 2, ("3",)),
+                  "test_surface": _split_metrics(accuracy - 0.1)}
+        return {"split": "test", **splits["test"], "splits": splits}
+
+    files = write_stage_comparison({"sft": stage(0.6), "grpo": stage(0.8)}, tmp_path)
+    table = files["markdown"].read_text()
+    assert "| accuracy, test_ood (out of distribution) | 30.0% | **40.0%** |" in table
+    assert "| accuracy, test_surface | 50.0% | **70.0%** |" in table
+    assert "## grpo (final stage): accuracy per type and split" in table
+    assert "| **all** | **80.0% (4)** | **40.0% (4)** | **70.0% (4)** |" in table
+    assert "![grpo: accuracy against operand digits](accuracy_vs_length.png)" in table
+    assert _png_ok(files["accuracy_vs_length"]) and _png_ok(files["plot"])
+    saved = json.loads(files["json"].read_text())["grpo"]["splits"]
+    assert saved["test_surface"]["accuracy"] == pytest.approx(0.7) and "accuracy_per_type" in saved["test_ood"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
