@@ -212,44 +212,55 @@ def _spec_fields(family: str) -> list[str]:
 
 
 def add_dataclass_arguments(parser, cls, suppress: bool = False) -> None:
-    """One `--flag` (also spelled `--flag_name`) per field of `cls` with the field's help text, added by transformers'
-    `HfArgumentParser`, as every other mathalign command line is (recipes go through TRL's `TrlParser`).
+    """Add to `parser` (a parser or an argument group) one `--flag` per field of `cls` that has help text, also
+    spelled `--flag_name`, with the field's help text and its default; `_cli_field` says how each is read:
 
-    The fields' declared types are unions and tuples HfArgumentParser does not take, so each field is handed to it as
-    the command line sees it: a list of the field's `type` for `nargs` fields, a bool for flags, else the type of its
-    default. A flag also gets its `--no-flag` here where HfArgumentParser adds none (it adds one only to a
-    true-by-default flag whose default it sets). With `suppress`, flags not given are left out of the parsed namespace, so the dataclass's own defaults
-    apply.
+    - a bool field is `--flag [BOOL]` (alone: true; or yes/no, true/false, t/f, y/n, 1/0) plus `--no-flag`;
+    - a field with `nargs` takes one or more values of its `type` (the dataclass checks how many it needs);
+    - any other field takes one value of its `type`, or of its default's type, out of its `choices` if it has any.
+
+    These are the spellings and value syntax of transformers' `HfArgumentParser`, which `mathalign train` reads
+    recipes with (through TRL's `TrlParser`), so a data-build flag is written like a training one. The flags are
+    built with argparse itself: HfArgumentParser takes neither these fields' declared types (tuples, unions) nor an
+    existing parser or group to add to. With `suppress`, flags not given are left out of the parsed namespace, so
+    the dataclass's own defaults apply.
     """
-    from transformers import HfArgumentParser
-
     for f in dataclasses.fields(cls):
         if not f.init or "help" not in f.metadata:
             continue
-        HfArgumentParser._parse_dataclass_field(parser, _cli_field(f, suppress))
-        if isinstance(f.default, bool) and (f.default is not True or suppress):  # HfArgumentParser's own: none
+        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        parser.add_argument(*names, **_cli_field(f, suppress))
+        if isinstance(f.default, bool):
             dashed = f.name.replace("_", "-")
             parser.add_argument(f"--no-{dashed}", f"--no_{f.name}", action="store_false", dest=f.name,
                                 default=argparse.SUPPRESS, help=f"not --{dashed}")
 
 
-def _cli_field(f: dataclasses.Field, suppress: bool) -> dataclasses.Field:
-    """`f` as HfArgumentParser should see it: its command-line type, its help text with the default, and the
-    default argparse should use (argparse.SUPPRESS with `suppress`)."""
+def _cli_field(f: dataclasses.Field, suppress: bool) -> dict[str, Any]:
+    """The `add_argument` keywords of field `f` as the command line sees it: its help text with the default, the
+    default (argparse.SUPPRESS with `suppress`), and the type and number of values it takes."""
     meta, default = f.metadata, f.default
-    metadata: dict[str, Any] = {"help": meta["help"] + ("" if default is None else f" (default: {_show(default)})")}
-    if "choices" in meta:
-        metadata["choices"] = meta["choices"]
+    kwargs: dict[str, Any] = {"help": meta["help"] + ("" if default is None else f" (default: {_show(default)})"),
+                              "default": argparse.SUPPRESS if suppress else default}
     if isinstance(default, bool):
-        cli_type: Any = bool
+        kwargs.update(type=_to_bool, nargs="?", const=True)  # `--flag` alone is true
     elif "nargs" in meta:
-        cli_type = list[meta.get("type") or (type(default[0]) if default else str)]
-        metadata["default"] = argparse.SUPPRESS if suppress else default  # the list branch leaves defaults alone
+        kwargs.update(type=meta.get("type") or (type(default[0]) if default else str), nargs="+")
     else:
-        cli_type = meta.get("type") or type(default)
-    shadow = dataclasses.field(default=argparse.SUPPRESS if suppress else default, metadata=metadata)
-    shadow.name, shadow.type = f.name, cli_type
-    return shadow
+        kwargs["type"] = meta.get("type") or (str if default is None else type(default))
+    if "choices" in meta:
+        kwargs["choices"] = meta["choices"]
+    return kwargs
+
+
+def _to_bool(value: str) -> bool:
+    """A flag's value as HfArgumentParser reads it: yes/no, true/false, t/f, y/n, 1/0, in any case."""
+    if value.lower() in ("yes", "true", "t", "y", "1"):
+        return True
+    if value.lower() in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"Truthy value expected: got {value} but expected one of yes/no, true/false, "
+                                     "t/f, y/n, 1/0 (case insensitive).")
 
 
 def add_generation_arguments(parser, options_class: type = BuildOptions) -> None:
