@@ -4,8 +4,11 @@ import argparse
 import collections
 import dataclasses
 import filecmp
+import hashlib
+import itertools
 import json
 import math
+import random
 import shlex
 import time
 
@@ -329,6 +332,214 @@ def test_spacing_variants_appear_and_normalise_to_the_same_problem():
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Held-out splits beyond test: surface variants, uniform operands, operand lengths of test_ood
+
+NEW_SPLITS = dict(num_test_surface=18, num_validation_surface=9, num_test_uniform=18, num_validation_uniform=9)
+# Rows of small fixed builds as the code before these splits drew them (computed on c2eb32c): a build that does not
+# ask for the new splits must not move by a byte.
+BEFORE_NEW_SPLITS = {
+    "sft": ({**TINY, **MIX}, "5909daec67c08547"),
+    "preferences": ({**TINY, **MIX}, "5d8f6603a85b01d0"),
+    "pretrain": (dict(num_train=40, num_validation=8, num_test=8, num_test_ood=8, seed=3, train_offset=30,
+                      train_by_shape=True), "8bcceaa5c2e80587"),
+    "rl": (dict(num_train=30, num_validation=0, num_test=9, num_test_ood=9, seed=1, max_digits=3,
+                answer_style="worked"), "d7aabd00fa4f904a"),
+}
+
+
+def _rows_fingerprint(dataset_dict) -> str:
+    digest = hashlib.sha256()
+    for split, ds in dataset_dict.items():
+        digest.update(json.dumps([split, ds.features.to_dict(), ds.to_list()], sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    """Each generated builder with every new held-out split, plus sft builds with other num_train."""
+    builds = {name: data_builders.get_builder(name).build(**TINY, **MIX, **NEW_SPLITS) for name in TRL_COLUMNS}
+    sft = data_builders.get_builder("sft")
+    builds["sft_no_train"] = sft.build(**{**TINY, "num_train": 0}, **MIX, **NEW_SPLITS)
+    builds["sft_large"] = sft.build(**{**TINY, "num_train": 400}, **MIX, **NEW_SPLITS)
+    return builds
+
+
+@pytest.mark.parametrize("builder", sorted(BEFORE_NEW_SPLITS))
+def test_builds_without_the_new_splits_keep_their_bytes(builder):
+    options, fingerprint = BEFORE_NEW_SPLITS[builder]
+    ds = data_builders.get_builder(builder).build(**options)
+    assert _rows_fingerprint(ds) == fingerprint
+    description = ds["train"].info.description  # the rebuild command: new options only when they are used
+    for flag in ("surface", "uniform", "--ood-digits", "--operand-draw"):
+        assert flag not in description.replace("--surface-variants", ""), flag
+    assert "form" not in ds["train"].column_names
+
+
+@pytest.mark.parametrize("builder", sorted(TRL_COLUMNS))
+def test_new_held_out_splits_exist_and_are_disjoint(held_out, builder):
+    trl_columns, target_column = TRL_COLUMNS[builder]
+    dataset_dict = held_out[builder]
+    assert list(dataset_dict) == ["train", "validation", "validation_surface", "validation_uniform", "test",
+                                  "test_surface", "test_uniform", "test_ood"]
+    sizes = {**TINY, **NEW_SPLITS}
+    for split, ds in dataset_dict.items():
+        assert ds.num_rows == sizes[f"num_{split}"]
+        assert ds.column_names == trl_columns + COMMON + ["form"]  # one schema for every split (Hub, parquet)
+        assert ("" not in ds["form"]) if split.endswith("_surface") else (set(ds["form"]) == {""})  # the way
+        for row in ds:
+            task = get_task(row["task"])
+            if target_column:
+                assert task.check(row[target_column], row["answer"]), row
+            if builder == "preferences":
+                assert not task.check(row["rejected"], row["answer"]), row
+    keys = _keys(dataset_dict)
+    for a, b in itertools.combinations(keys, 2):
+        assert not keys[a] & keys[b], (a, b)
+    assert all(len(keys[split]) == ds.num_rows for split, ds in dataset_dict.items())
+
+
+def test_new_held_out_splits_do_not_depend_on_num_train(held_out):
+    """Drawn after validation and before train: an evaluation build with num_train=0 holds exactly the problems a
+    training build held out, none of which that build (or a larger one) trains on."""
+    small, none, large = held_out["sft"], held_out["sft_no_train"], held_out["sft_large"]
+    for split in ("validation", "test", "test_ood", *(name[4:] for name in NEW_SPLITS)):
+        assert small[split].to_list() == none[split].to_list() == large[split].to_list(), split
+        assert not set(large[split]["key"]) & set(large["train"]["key"]), split
+    # the splits drawn before them do not move when they are added
+    plain = data_builders.get_builder("sft").build(**TINY, **MIX)
+    for split in ("validation", "test"):
+        assert plain[split]["prompt"] == small[split]["prompt"] and plain[split]["key"] == small[split]["key"]
+
+
+def test_new_held_out_splits_with_train_offset_and_train_by_shape():
+    sft = data_builders.get_builder("sft")
+    options = dict(TINY, **NEW_SPLITS, types=["a_times_b", "x_plus_b"], train_by_shape=True)
+    first = sft.build(**{**options, "num_train": 90})
+    later = sft.build(**{**options, "num_train": 60, "train_offset": 90})
+    assert not set(first["train"]["key"]) & set(later["train"]["key"]) and len(set(later["train"]["key"])) == 60
+    for split in ("test_surface", "validation_uniform", "test_uniform"):
+        assert first[split]["key"] == later[split]["key"]
+
+
+def test_surface_split_rows_are_the_same_problems_written_another_way():
+    # worked targets stay in the build's style; each prompt reads back as the problem its key names
+    ds = data_builders.get_builder("sft").build(**TINY, num_test_surface=45, answer_style="worked")
+    task = get_task("arithmetic")
+    surface = ds["test_surface"]
+    assert {task.from_prompt(p).key for p in surface["prompt"]} == set(surface["key"])
+    assert all(task.from_prompt(p).key == key for p, key in zip(surface["prompt"], surface["key"]))
+    assert all("Reversed:" in c for c in surface["completion"])
+    assert sum(task.normalize_prompt(p) == p for p in surface["prompt"]) < len(surface) // 2  # mostly rewritten
+    assert set(ds["test"]["form"]) == {""}
+
+
+def test_uniform_split_draws_operands_uniformly():
+    """Digit-balanced (train), a quarter of the draws have two 2-digit operands; drawn uniformly from 0..99, 81% do.
+    (The held-out caps already push `test` to about 60%: at most twice its share of the smaller shapes.)"""
+    ds = data_builders.get_builder("rl").build(num_train=450, num_validation=0, num_test=0, num_test_uniform=450,
+                                               num_test_ood=0)
+    task = get_task("arithmetic")
+
+    def long_share(split, type=None):
+        names = ds[split].features["type"].names
+        shapes = [task.stratum_of_key(k) for k, t in zip(ds[split]["key"], ds[split]["type"])
+                  if type in (None, names[t])]
+        return sum(shape == (2, 2) for shape in shapes) / len(shapes)
+
+    assert long_share("test_uniform") > 0.75 and long_share("train") < 0.4
+    assert all(long_share("test_uniform", type) > 0.6 for type in task.types)  # division: divisor and quotient
+    # the same problems, other weights: num_distinct holds for the uniform spec, and its draws reach every problem
+    spec = task.make_spec(types=["a_plus_b", "a_over_b"])
+    uniform, rng = spec.uniform(), random.Random(0)
+    assert uniform.operand_draw == "uniform" and uniform != spec
+    for type in ("a_plus_b", "a_over_b"):
+        keys = {task.draw(rng, uniform, type)[0] for _ in range(150_000)}
+        assert len(keys) == task.num_distinct(uniform, type) == task.num_distinct(spec, type)
+    expressions = get_task("expressions").make_spec()
+    assert expressions.uniform() == expressions  # its numbers are uniform in num_range already
+    with pytest.raises(ValueError, match="operand_draw must be one of"):
+        task.make_spec(operand_draw="log")
+
+
+def test_held_out_caps_neither_refuse_nor_starve_a_uniform_split():
+    # products up to 2 digits (5,050): every held-out split capped, the uniform one too; 1-digit sums (55, one
+    # stratum): no caps, and a uniform split may take almost all of them
+    ds = data_builders.get_builder("sft").build(types=["a_times_b"], num_train=1000, num_validation=300,
+                                                num_test=600, num_test_uniform=600, num_test_ood=0)
+    assert len(set(ds["test_uniform"]["key"])) == 600
+    task = get_task("arithmetic")
+    shapes = collections.Counter(task.stratum_of_key(key) for key in ds["test_uniform"]["key"])
+    assert shapes[(1, 1)] <= math.ceil(55 * 2 * 600 / 5050) and shapes[(2, 2)] > 0.75 * 600
+    small = data_builders.get_builder("sft").build(types=["a_plus_b"], max_digits=1, num_train=0, num_validation=0,
+                                                   num_test=5, num_test_uniform=48, num_test_ood=0)
+    assert len(set(small["test_uniform"]["key"]) | set(small["test"]["key"])) == 53
+    with pytest.raises(ValueError, match=r"num_test \+ num_test_uniform asks for 60 .* only 55"):
+        data_builders.get_builder("sft").build(types=["a_plus_b"], max_digits=1, num_train=0, num_validation=0,
+                                               num_test=5, num_test_uniform=55, num_test_ood=0)
+
+
+def test_ood_digits_draws_each_length_evenly():
+    rl = data_builders.get_builder("rl")
+    ds = rl.build(num_train=0, num_validation=0, num_test=0, num_test_ood=36, ood_digits=[3, 4])["test_ood"]
+    names, task = ds.features["type"].names, get_task("arithmetic")
+    counts = collections.Counter((names[t], d) for t, d in zip(ds["type"], ds["difficulty"]))
+    assert counts == {(type, digits): 2 for type in task.types for digits in (3, 4)}  # difficulty: the length
+    assert all(task.stratum_of_key(k) == (d, d) for k, d in zip(ds["key"], ds["difficulty"]))  # both operands
+    # 13 rows over 9 types and 2 lengths: types 2 or 1 (largest remainder), lengths 7 and 6
+    odd = rl.build(num_train=0, num_validation=0, num_test=0, num_test_ood=13, ood_digits=[3, 5])["test_ood"]
+    by_length = collections.Counter(odd["difficulty"])
+    by_type = collections.Counter(odd["type"])
+    assert sorted(by_length.values()) == [6, 7] and set(by_length) == {3, 5} and max(by_type.values()) == 2
+    # default: max_digits + 1, as before; a mixed build keeps the expressions' own test_ood
+    mixed = rl.build(**{**TINY, **MIX}, ood_digits=[4])["test_ood"]
+    arithmetic = [d for f, d in zip(mixed["task"], mixed["difficulty"]) if f == "arithmetic"]
+    assert set(arithmetic) == {4} and "expressions" in mixed["task"]
+    spec = task.make_spec(max_digits=2, ood_digits=[3, 4])
+    assert [s.max_digits for s in spec.ood_specs()] == [3, 4] and task.make_spec().ood().max_digits == 3
+    with pytest.raises(ValueError, match="use ood_specs"):
+        spec.ood()
+
+
+@pytest.mark.parametrize("options", [
+    dict(ood_digits=[2]),  # not longer than training
+    dict(ood_digits=[3, 19]),  # longer than MAX_DIGITS
+    dict(ood_digits=[3, 3]),  # twice
+    dict(max_digits=18, ood_digits=[18]),  # nothing is longer than the largest
+    dict(ood_digits=["3"]),  # not a number
+])
+def test_bad_ood_digits_are_refused(options):
+    with pytest.raises(ValueError, match=r"ood_digits must be different operand lengths, each above max_digits"):
+        data_builders.get_builder("sft").build(**{**TINY, **options})
+
+
+def test_new_held_out_splits_from_the_command_line(tmp_path, capsys):
+    from mathalign.cli import main
+
+    out = tmp_path / "sft"
+    argv = ["data", "build", "sft", "--num-test-surface", "8", "--num-test-uniform", "8", "--ood-digits", "3", "4",
+            "--num-train", "40", "--num-validation", "8", "--num-test", "8", "--num-test-ood", "18"]
+    assert main([*argv, "--out", str(out)]) == 0
+    data = load_from_disk(str(out))
+    assert {split: ds.num_rows for split, ds in data.items()} == {
+        "train": 40, "validation": 8, "test": 8, "test_surface": 8, "test_uniform": 8, "test_ood": 18}
+    assert sorted(collections.Counter(data["test_ood"]["difficulty"]).items()) == [(3, 9), (4, 9)]
+    readme = (out / "README.md").read_text()
+    assert "`test_surface` and `validation_surface` hold problems" in readme and "`test_uniform`" in readme
+    meta = yaml.safe_load(readme.split("---")[1])
+    assert meta["mathalign"]["parameters"]["num_test_surface"] == 8
+    assert meta["mathalign"]["parameters"]["arithmetic"]["ood_digits"] == [3, 4]
+    command = shlex.split(meta["mathalign"]["command"])  # the recorded command rebuilds the same rows
+    assert "--ood-digits" in command and "--num-test-uniform" in command and "--num-validation-surface" not in command
+    assert main([*command[1:command.index("--out")], *command[command.index("--out") + 2:], "--out",
+                 str(tmp_path / "again")]) == 0
+    again = load_from_disk(str(tmp_path / "again"))
+    assert all(again[split].to_list() == data[split].to_list() for split in data)
+    help_text = " ".join(data_builders.get_builder("sft").make_parser().format_help().split())
+    for flag in ("--num-test-surface", "--num-validation-uniform", "--ood-digits", "--operand-draw"):
+        assert flag in help_text
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Cards, saving, command lines
 
 
@@ -367,6 +578,7 @@ def test_python_m_help_has_an_example():
     for name in data_builders.BUILDERS:
         text = data_builders.get_builder(name).make_parser().format_help()
         assert f"python -m data_builders.{name}" in text and "--out" in text and "--push-to-hub" in text
+
 
 @dataclasses.dataclass
 class _Flags:
