@@ -24,7 +24,8 @@ Over several seeds (each a whole run with its own data draw and training seed, o
 prints one table per evaluated split: each stage's accuracy and share of errors removed as the mean over seeds,
 the worst seed and a 95% interval (a bootstrap over seeds and problems, `mathalign.stats`), and each method's paired
 lead over the control and over SFT on the same problems; it writes the table as `seeds.json` and a plot with error
-bars as `seeds.png` in the run directory, and gives the base accuracy each seed's SFT stage stopped at.
+bars as `seeds.png` in the run directory, and gives the base accuracy each seed's SFT stage stopped at. The seed
+runs themselves are `mathalign.seeds`, shared with benchmarks/seeds.py.
 """
 
 import argparse
@@ -37,6 +38,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads distort timings on a shared CPU
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from mathalign.seeds import on_splits, read_results, run_seeds as run_seeded, seeded_pipeline  # noqa: E402,F401
+
 TARGETS = {"dpo": 0.30, "grpo": 0.50}  # share of the SFT model's errors each method must remove
 TIME_LIMIT_S = 300  # each of DPO and GRPO gets at most 5 CPU-minutes of training
 BASE_BAND = (0.60, 0.85)  # the under-trained SFT model the methods start from answers this share
@@ -98,16 +102,13 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(args: argparse.Namespace) -> list[dict]:
-    sys.path.insert(0, str(ROOT))
     from mathalign.pipeline import load_pipeline, run_pipeline
 
     pipeline_path = Path(args.pipeline)
     if args.split:  # same file, another evaluation split (written next to the run, the original is untouched)
         import yaml
 
-        pipeline = load_pipeline(pipeline_path)
-        evaluation = {k: v for k, v in pipeline["evaluation"].items() if k != "num_samples"}  # the whole split
-        pipeline["evaluation"] = {**evaluation, "split": args.split}
+        pipeline = on_splits(load_pipeline(pipeline_path), args.split)  # the whole split
         run_dir = Path(args.run_dir or pipeline["run_dir"])
         run_dir.mkdir(parents=True, exist_ok=True)
         pipeline_path = run_dir / f"alignment_lab.{args.split}.yaml"
@@ -140,36 +141,6 @@ def read_train_seconds(stage_dir: Path) -> float | None:
 
 METHOD_TARGETS = {"dpo": 0.50, "grpo": 0.60}  # over seeds: the worst seed's share of errors removed
 CONTROL = "sft_more"
-
-
-def seeded_pipeline(pipeline: dict, seed: int) -> dict:
-    """The lab with every data build and every stage's training seeded by `seed` (one seed for all builds, so the
-    held-out splits stay the same for every stage and `train_offset` segments stay disjoint)."""
-    import copy
-
-    pipeline = copy.deepcopy(pipeline)
-    for keys in pipeline["stages"].values():
-        keys["seed"] = seed
-        if isinstance(keys.get("data_options"), dict):
-            keys["data_options"] = {**keys["data_options"], "seed": seed}
-    evaluation = pipeline.get("evaluation") or {}
-    if isinstance(evaluation.get("data_options"), dict):
-        evaluation["data_options"] = {**evaluation["data_options"], "seed": seed}
-    return pipeline
-
-
-def read_results(eval_dir: Path, stages: list[str]) -> dict[str, "np.ndarray"]:
-    """{split: (problems x stages) 0/1 matrix} from each stage's samples.jsonl, problems matched by prompt."""
-    import numpy as np
-
-    per_stage = {}
-    for stage in stages:
-        rows = [json.loads(line) for line in (eval_dir / stage / "samples.jsonl").read_text().splitlines() if line]
-        per_stage[stage] = {(r["split"], r["prompt"]): bool(r["correct"]) for r in rows}
-    keys = sorted(set.intersection(*(set(r) for r in per_stage.values())))
-    splits = sorted({split for split, _ in keys})
-    return {split: np.array([[per_stage[s][k] for s in stages] for k in keys if k[0] == split], dtype=float)
-            for split in splits}
 
 
 def seeds_table(results: dict[int, dict[str, "np.ndarray"]], stages: list[str]) -> dict:
@@ -263,28 +234,19 @@ def plot_seeds(table: dict, out_png: Path) -> Path:
 
 def run_seeds(args: argparse.Namespace) -> dict:
     """Run the lab once per seed (skipping finished stages), then the table over seeds, its JSON and its plot."""
-    import yaml
-
-    sys.path.insert(0, str(ROOT))
-    from mathalign.pipeline import load_pipeline, run_pipeline
+    from mathalign.pipeline import load_pipeline
 
     pipeline = load_pipeline(args.pipeline)
     if args.split:
-        pipeline["evaluation"] = {**{k: v for k, v in pipeline["evaluation"].items() if k != "num_samples"},
-                                  "split": args.split}
+        pipeline = on_splits(pipeline, args.split)
     root = Path(args.run_dir or pipeline["run_dir"])
     results, base_accuracies, seconds = {}, {}, {}
-    for seed in args.seeds:
-        run_dir = root / f"seed-{seed}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path = run_dir / "alignment_lab.yaml"
-        path.write_text(yaml.safe_dump(seeded_pipeline(pipeline, seed), sort_keys=False))
-        print(f"\n== seed {seed}: {run_dir} ==", flush=True)
-        summary = run_pipeline(path, run_dir=str(run_dir))
-        stages = [s for s in summary["models"] if s != "pretrain"]
-        results[seed] = read_results(run_dir / "eval", stages)
-        seconds[seed] = {stage: read_train_seconds(run_dir / stage) for stage in stages}
-        base_accuracies[seed] = _stopped_at(run_dir / "sft")
+    # Every seed is evaluated again (the stages trained already are skipped), so the tables are always fresh.
+    for run in run_seeded(pipeline, args.seeds, root, file_name="alignment_lab.yaml", reuse_finished=False):
+        stages = [s for s in run.stages if s != "pretrain"]
+        results[run.seed] = read_results(run.run_dir / "eval", stages)
+        seconds[run.seed] = {stage: read_train_seconds(run.run_dir / stage) for stage in stages}
+        base_accuracies[run.seed] = _stopped_at(run.run_dir / "sft")
     table = seeds_table(results, stages)
     print_seeds_table(table, args.seeds, base_accuracies, seconds)
     met = targets_met(table, seconds)

@@ -224,7 +224,8 @@ def redact_pipeline(pipeline: dict) -> dict:
 
 
 def evaluate_stages(models: dict[str, Path], options: dict, run_dir: Path) -> dict:
-    """Evaluate every stage's model on the same held-out split and write the stage comparison."""
+    """Evaluate every stage's model on the same held-out splits (by default `test` and every `test_*` split the
+    data has) and write the stage comparison; returns each stage's accuracy, overall and per split."""
     from .evaluation import evaluate_model
     from .report import write_stage_comparison
 
@@ -249,8 +250,10 @@ def evaluate_stages(models: dict[str, Path], options: dict, run_dir: Path) -> di
         print(f"evaluating {name} ...", flush=True)
         metrics[name] = evaluate_model(str(model_dir), dataset=dataset, out_dir=run_dir / "eval" / name, **options)
     files = write_stage_comparison(metrics, run_dir / "eval")
-    return {name: {k: m[k] for k in ("accuracy", "parse_rate") if k in m} for name, m in metrics.items()} | {
-        "comparison": str(files.get("markdown", run_dir / "eval"))}
+    summary = {name: {**{k: m[k] for k in ("accuracy", "parse_rate") if k in m},
+                      "splits": {split: sm["accuracy"] for split, sm in (m.get("splits") or {}).items()}}
+               for name, m in metrics.items()}
+    return summary | {"comparison": str(files.get("markdown", run_dir / "eval"))}
 
 
 def print_summary(summary: dict, run_dir: Path) -> None:
@@ -258,9 +261,18 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     for name, seconds in summary["stage_seconds"].items():
         print(f"  {name:<10} trained in {seconds:7.1f} s")
     evaluation = summary.get("evaluation") or {}
-    for name, m in evaluation.items():
-        if isinstance(m, dict) and "accuracy" in m:
-            print(f"  {name:<10} accuracy {100 * m['accuracy']:5.1f}%")
+    stages = [name for name, m in evaluation.items() if isinstance(m, dict) and "accuracy" in m]
+    for name in stages:
+        splits = evaluation[name].get("splits") or {}
+        held_out = "".join(f", {split} {100 * a:5.1f}%" for split, a in list(splits.items())[1:])
+        print(f"  {name:<10} accuracy {100 * evaluation[name]['accuracy']:5.1f}%{held_out}")
+    final_metrics = run_dir / "eval" / stages[-1] / "metrics.json" if stages else None
+    if final_metrics is not None and final_metrics.is_file():  # where the final model is brittle, in one table
+        from .report import split_type_text
+
+        print()
+        print(split_type_text(json.loads(final_metrics.read_text()), f"{stages[-1]}: accuracy per type and split"))
+        print()
     if evaluation:
         print(f"report:  {evaluation['comparison']}  (plots and per-type tables under {run_dir / 'eval'})")
     last = list(summary["models"].values())[-1] if summary["models"] else None

@@ -48,7 +48,9 @@ def test_tiny_pipeline_runs_every_stage_then_skips_them(tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["evaluation"]) >= {"pretrain", "sft", "dpo", "grpo", "comparison"}
     assert (run / "eval" / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "mathalign chat" in capsys.readouterr().out
+    assert set(summary["evaluation"]["grpo"]["splits"]) == {"test"}  # accuracy per split, for every stage
+    printed = capsys.readouterr().out
+    assert "mathalign chat" in printed and "grpo: accuracy per type and split" in printed  # the final stage's table
 
     # Second run: every stage is skipped (nothing retrained), the evaluation is redone.
     before = (run / "sft" / "model.safetensors").stat().st_mtime_ns
@@ -327,3 +329,38 @@ def test_the_evaluation_data_is_rebuilt_when_the_file_asks_for_other_problems(tm
     assert len(load_from_disk(str(tmp_path / "run" / "eval-data"))["test"]) == 16
     evaluate_stages({"sft": model}, {**options, "data_options": {**TINY, "num_test": 12}}, tmp_path / "run")
     assert len(load_from_disk(str(tmp_path / "run" / "eval-data"))["test"]) == 12
+
+    # With a held-out split in the data, every stage is evaluated on it too, without being asked, and the report
+    # breaks the final stage down per type and split and plots accuracy against operand length (1-2 digits, then 3).
+    result = evaluate_stages({"sft": model}, {**options, "data_options": {**TINY, "num_test_ood": 8}},
+                             tmp_path / "run")
+    assert list(result["sft"]["splits"]) == ["test", "test_ood"]
+    comparison = (tmp_path / "run" / "eval" / "comparison.md").read_text()
+    assert "| accuracy, test_ood (out of distribution) |" in comparison
+    assert "## sft (final stage): accuracy per type and split" in comparison
+    assert "| type | test (n) | test_ood (n) |" in comparison
+    assert (tmp_path / "run" / "eval" / "accuracy_vs_length.png").is_file()
+    assert "accuracy_vs_length.png" in (tmp_path / "run" / "eval" / "sft" / "report.md").read_text()
+
+
+def test_seeded_pipelines_and_evaluation_splits():
+    from mathalign.seeds import on_splits, seeded_pipeline
+
+    pipeline = {
+        "run_dir": "runs/x",
+        "stages": {"sft": {"data_options": {"num_train": 8, "seed": 0}}, "grpo": {"learning_rate": 1e-5}},
+        "evaluation": {"dataset": "sft", "num_samples": 100,
+                       "data_options": {"num_validation": 50, "num_test": 40, "num_test_ood": 0}},
+    }
+    seeded = seeded_pipeline(pipeline, 3)
+    assert seeded["stages"]["sft"]["seed"] == seeded["stages"]["grpo"]["seed"] == 3  # every stage's training
+    assert seeded["stages"]["sft"]["data_options"]["seed"] == seeded["evaluation"]["data_options"]["seed"] == 3
+    assert pipeline["stages"]["sft"]["data_options"]["seed"] == 0  # the original is untouched
+
+    tuning = on_splits(pipeline, ["validation", "validation_surface", "test_ood"])
+    evaluation = tuning["evaluation"]
+    assert evaluation["split"] == ["validation", "validation_surface", "test_ood"] and "num_samples" not in evaluation
+    # splits the file would not build get their base split's size; sizes it gives stay
+    assert evaluation["data_options"] == {"num_validation": 50, "num_test": 40, "num_test_ood": 40,
+                                          "num_validation_surface": 50}
+    assert on_splits(pipeline, "validation")["evaluation"]["data_options"] == pipeline["evaluation"]["data_options"]
