@@ -211,7 +211,7 @@ def _spec_fields(family: str) -> list[str]:
     return [f.name for f in dataclasses.fields(get_task(family).spec_class) if f.init]
 
 
-def add_dataclass_arguments(parser, cls, suppress: bool = False) -> None:
+def add_dataclass_arguments(parser, cls, suppress: bool = False, skip=()) -> None:
     """Add to `parser` (a parser or an argument group) one `--flag` per field of `cls` that has help text, also
     spelled `--flag_name`, with the field's help text and its default; `_cli_field` says how each is read:
 
@@ -226,7 +226,7 @@ def add_dataclass_arguments(parser, cls, suppress: bool = False) -> None:
     the dataclass's own defaults apply.
     """
     for f in dataclasses.fields(cls):
-        if not f.init or "help" not in f.metadata:
+        if not f.init or "help" not in f.metadata or f.name in skip:
             continue
         names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
         parser.add_argument(*names, **_cli_field(f, suppress))
@@ -266,9 +266,14 @@ def _to_bool(value: str) -> bool:
 def add_generation_arguments(parser, options_class: type = BuildOptions) -> None:
     """The builder's options, then every generative family's spec options (used when that family is in --task)."""
     add_dataclass_arguments(parser.add_argument_group("dataset"), options_class)
+    added: set[str] = set()  # an option several families have (surface_variants) is one flag, for all of them
     for family in GENERATIVE_TASKS:
-        group = parser.add_argument_group(f"{family} options (with --task {family})")
-        add_dataclass_arguments(group, get_task(family).spec_class, suppress=True)
+        fields = _spec_fields(family)
+        shared = [f"--{name.replace('_', '-')}" for name in fields if name in added]
+        group = parser.add_argument_group(f"{family} options (with --task {family})",
+                                          f"also {', '.join(shared)} (above)" if shared else None)
+        add_dataclass_arguments(group, get_task(family).spec_class, suppress=True, skip=added)
+        added.update(fields)
     add_output_arguments(parser)
 
 

@@ -28,7 +28,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import random
 from collections import Counter
@@ -185,10 +184,7 @@ def written_another_way(rows: list[tuple[str, Problem]], specs: dict[str, Any], 
     out = []
     for family, problem in rows:
         task = get_task(family)
-        if "spec" in inspect.signature(task.surface_variant).parameters:
-            variant = task.surface_variant(problem, rng, spec=specs[family])
-        else:
-            variant = task.surface_variant(problem, rng)
+        variant = task.surface_variant(problem, rng, spec=specs[family])
         if (variant.key, variant.answer, variant.type) != (problem.key, problem.answer, problem.type):
             raise RuntimeError(f"{family}.surface_variant changed the problem ({problem.key!r}, answer "
                                f"{problem.answer!r} -> {variant.key!r}, {variant.answer!r}): a surface variant "

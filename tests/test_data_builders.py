@@ -637,6 +637,15 @@ def test_flag_help_names_both_spellings_and_the_default():
     assert "weights (default" not in text  # a None default is not shown
 
 
+def test_an_option_of_several_families_is_one_flag_for_all_of_them():
+    parser = argparse.ArgumentParser()
+    options_module.add_generation_arguments(parser)
+    args = parser.parse_args(["--task", "arithmetic", "expressions", "--surface-variants", "0.5", "--out", "x"])
+    options, specs = options_module.resolve_options(options_module.BuildOptions, options_module.options_from_args(args))
+    assert specs["arithmetic"].surface_variants == specs["expressions"].surface_variants == 0.5
+    assert "also --surface-variants (above)" in parser.format_help()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # GSM8K and AQuA builders (local files)
 

@@ -90,7 +90,8 @@ class ArithmeticSpec:
                                      "`72 - x = 34, x = ?`); normalize_prompt maps them all to one form")
     surface_variants: float = option(0.0, "probability that a prompt is written another way a person would write "
                                      "it: any spacing around each operator, `=`, `,` and `?`, the operands of "
-                                     "+ and * in either order (`surface_variant`); the target stays the same")
+                                     "+ and * in either order (`surface_variant`); the target stays the same",
+                                     omit_default=True)
     allow_negative: bool = option(True, "subtraction may give negative numbers (`3-7=?`)")
     # The two options below are left out of a dataset's rebuild command while at their defaults (omit_default), so
     # builds that do not use them keep the bytes they had before the options existed.

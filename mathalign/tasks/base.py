@@ -114,10 +114,10 @@ class Task:
         """The reasoning steps written in `text`, one string each (default: the family writes none)."""
         return []
 
-    def surface_variant(self, problem: Problem, rng: random.Random) -> Problem:
+    def surface_variant(self, problem: Problem, rng: random.Random, spec=None) -> Problem:
         """`problem` written another way a person would write it (other spacing, operand order, redundant
-        parentheses): the same key, answer, target and type, another prompt, `meta["form"]` naming the way. The
-        default, for a family with one way of writing: `problem` itself."""
+        parentheses): the same key, answer and type, another prompt, the target for that prompt in `spec`'s style,
+        `meta["form"]` naming the way. The default, for a family with one way of writing: `problem` itself."""
         return problem
 
     def num_distinct(self, spec, type: str | None = None) -> int | None:

@@ -86,7 +86,7 @@ class ExpressionsSpec:
                                 "at most 10**18")
     surface_variants: float = option(0.0, "probability that a prompt is written another way a person would write "
                                      "it: other spacing, redundant parentheses (`(12 - 4) - (3 + 1)`, `((1 + 2) + "
-                                     "3)`, `(7)`) (`surface_variant`); the target stays the same")
+                                     "3)`, `(7)`) (`surface_variant`); the target stays the same", omit_default=True)
 
     def __post_init__(self):
         if not _is_int(self.max_depth) or not 1 <= self.max_depth <= MAX_DEPTH:
@@ -545,13 +545,13 @@ class ExpressionsTask(Task):
             return self.surface_variant(problem, rng)
         return problem
 
-    def surface_variant(self, problem: Problem, rng: random.Random) -> Problem:
+    def surface_variant(self, problem: Problem, rng: random.Random, spec: ExpressionsSpec | None = None) -> Problem:
         """`problem` written another way: other spacing (none, more, or drawn per gap) and, for a well-formed
         expression, parentheses it does not need around some operations, the whole expression or a number
         (`(12 - 4) - (3 + 1)`, `((1 + 2) + 3)`, `(7)`); never the canonical prompt nor `problem`'s own.
 
-        Key, answer and target stay: the steps reduce the same tree. `meta["form"]` says what changed: `spacing`,
-        `parentheses` or both.
+        Key, answer and target stay: the steps reduce the same tree (`spec` changes nothing). `meta["form"]` says
+        what changed: `spacing`, `parentheses` or both.
 
         >>> task = ExpressionsTask()
         >>> variant = task.surface_variant(task.from_expression("12 - 4 - (3 + 1)"), random.Random(24))
