@@ -25,7 +25,7 @@ prints one table per evaluated split: each stage's accuracy and share of errors 
 the worst seed and a 95% interval (a bootstrap over seeds and problems, `mathalign.stats`), and each method's paired
 lead over the control and over SFT on the same problems; it writes the table as `seeds.json` and a plot with error
 bars as `seeds.png` in the run directory, and gives the base accuracy each seed's SFT stage stopped at. The seed
-runs themselves are `mathalign.seeds`, shared with benchmarks/seeds.py.
+runs themselves come from benchmarks/seeds.py, which runs any pipeline over seeds.
 """
 
 import argparse
@@ -39,7 +39,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads d
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from mathalign.seeds import on_splits, read_results, run_seeds as run_seeded, seeded_pipeline  # noqa: E402,F401
+sys.path.insert(0, str(ROOT / "benchmarks"))  # (the seed runs are shared with benchmarks/seeds.py)
+from seeds import on_splits, read_results
+from seeds import run_seeds as run_seeded
 
 TARGETS = {"dpo": 0.30, "grpo": 0.50}  # share of the SFT model's errors each method must remove
 TIME_LIMIT_S = 300  # each of DPO and GRPO gets at most 5 CPU-minutes of training
@@ -143,8 +145,9 @@ METHOD_TARGETS = {"dpo": 0.50, "grpo": 0.60}  # over seeds: the worst seed's sha
 CONTROL = "sft_more"
 
 
-def seeds_table(results: dict[int, dict[str, "np.ndarray"]], stages: list[str]) -> dict:
-    """Per split and stage: accuracy, errors removed (vs SFT), paired leads over SFT and the control."""
+def seeds_table(results: dict[int, dict], stages: list[str]) -> dict:
+    """Per split and stage: accuracy, errors removed (vs SFT), paired leads over SFT and the control, from
+    {seed: {split: (problems x stages) 0/1 matrix}} (`read_results`)."""
     from mathalign import stats
 
     table = {}

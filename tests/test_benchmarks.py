@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import load_benchmark
 
 TINY = ["--hidden_size", "32", "--layers", "1", "--heads", "2", "--batch_size", "8", "--steps", "3",
@@ -78,7 +77,7 @@ def seeds():
     return load_benchmark("seeds")
 
 
-# {seed: {split: {type: accuracy}}}, as `mathalign.seeds.split_type_accuracies` reads them from metrics.json
+# {seed: {split: {type: accuracy}}}, as `split_type_accuracies` reads them from metrics.json
 PER_SEED = {
     0: {"test": {"a_plus_b": 1.00, "a_times_b": 0.96, "all": 0.98}, "test_surface": {"a_plus_b": 0.70, "all": 0.90}},
     1: {"test": {"a_plus_b": 0.99, "a_times_b": 0.98, "all": 0.99}, "test_surface": {"a_plus_b": 0.80, "all": 0.92}},
@@ -136,14 +135,14 @@ def test_seeds_wall_times(seeds):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["p.yaml"], dict(seeds=[0, 1, 2], splits=None, target=None, run_dir=None, stage=None, json=False)),
-        (["p.yaml", "--seeds", "3", "4", "--run_dir", "r", "--json"], dict(seeds=[3, 4], run_dir="r", json=True)),
+        (["p.yaml"], {"seeds": [0, 1, 2], "splits": None, "target": None, "run_dir": None, "stage": None, "json": False}),
+        (["p.yaml", "--seeds", "3", "4", "--run_dir", "r", "--json"], {"seeds": [3, 4], "run_dir": "r", "json": True}),
         # tuning: the validation splits; --split is the same option
-        (["p.yaml", "--splits", "validation", "validation_surface"], dict(splits=["validation", "validation_surface"])),
-        (["p.yaml", "--split", "validation"], dict(splits=["validation"])),
+        (["p.yaml", "--splits", "validation", "validation_surface"], {"splits": ["validation", "validation_surface"]}),
+        (["p.yaml", "--split", "validation"], {"splits": ["validation"]}),
         # a target as a fraction or a percentage; --targets is the same option
-        (["p.yaml", "--target", "0.99"], dict(target=[0.99])),
-        (["p.yaml", "--targets", "99", "98"], dict(target=[0.99, 0.98])),
+        (["p.yaml", "--target", "0.99"], {"target": [0.99]}),
+        (["p.yaml", "--targets", "99", "98"], {"target": [0.99, 0.98]}),
     ],
 )
 def test_seeds_arguments(seeds, argv, expected):
@@ -200,10 +199,10 @@ def _fake_pipeline_run(calls):
 def test_seeds_runs_every_seed_once_then_reuses_them(seeds, tmp_path, monkeypatch, capsys):
     import yaml
 
-    import mathalign.seeds
+    import mathalign.pipeline
 
     calls = []
-    monkeypatch.setattr(mathalign.seeds, "run_pipeline", _fake_pipeline_run(calls))
+    monkeypatch.setattr(mathalign.pipeline, "run_pipeline", _fake_pipeline_run(calls))
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump({
         "run_dir": str(tmp_path / "run"),

@@ -344,7 +344,10 @@ def test_the_evaluation_data_is_rebuilt_when_the_file_asks_for_other_problems(tm
 
 
 def test_seeded_pipelines_and_evaluation_splits():
-    from mathalign.seeds import on_splits, seeded_pipeline
+    from conftest import load_benchmark
+
+    seeds = load_benchmark("seeds")  # the seed runs benchmarks/seeds.py and benchmarks/alignment_lab.py share
+    on_splits, seeded_pipeline = seeds.on_splits, seeds.seeded_pipeline
 
     pipeline = {
         "run_dir": "runs/x",
