@@ -491,3 +491,10 @@ def test_find_steps_is_the_families_step_reader():
 
     assert find_steps is expressions.find_steps
     assert not _regex_patterns(mathalign.rewards)
+
+
+def test_steps_reward_reads_thousands_separators():
+    # a GSM8K-style trace writes 1,000: every step here is right, so none may be scored as a mistake
+    completion = "2 * 500 = 1,000 dollars. Then 1,000 + 250 = 1,250. #### 1250"
+    assert find_steps(completion) == [(2, "*", 500, 1000, True), (1000, "+", 250, 1250, True)]
+    assert steps_reward([completion], discount=1.0) == [1.0]

@@ -267,6 +267,26 @@ def test_verify_steps(text, expected):
 
 
 @pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Step 1:   10   -\t3  =  7", [True]),  # any spacing
+        ("Step 1: 10 - 3\n= 7\nStep 2:\n7 * 2 = 14", [True, True]),  # a step split over lines
+        ("-7 - 1 = -8, (-7) * 2 = -14", [True, True]),  # negative operands and results, bare or in parentheses
+        ("first 6*7=42 then 42-2=40.", [True, True]),  # no `Step N:` prefix
+        ("998 + 7 = 1,005", [True]),  # thousands separators: the result is 1005, not 1 (read as wrong before)
+        ("1,000 + 2,000 = 3,000, so 2 * 500 = 1,000", [True, True]),  # in operands too, and before a comma
+        ("1,000 + 2 = 1,003", [False]),  # a wrong sum with separators is still wrong
+        ("1,5 + 2 = 3", []),  # a comma not followed by three digits is not a separator: `5 + 2` is not a step
+        ("7 / 2 = 3.5, 1.5 + 2 = 3.5", []),  # decimals are not integer steps: skipped (read as wrong before)
+        ("x3 + 4 = 7", []),  # a number inside a word is not an operand
+        ("= + 1 = 2 - = 3 * * ", []),  # garbage: nothing, no error
+    ],
+)
+def test_verify_steps_edge_cases(text, expected):
+    assert verify_steps(text) == expected
+
+
+@pytest.mark.parametrize(
     "text, answer, correct",
     [
         (" <think> Step 1: 2 + 3 = 5 Expression now: 5 </think> Final Result: 5", "5", True),  # right

@@ -15,9 +15,11 @@ from __future__ import annotations
 import re
 
 MAX_STEP_DIGITS = 30  # a longer number is not a step a model works out; it is skipped, not scored
-_NUM = rf"(?:\(\s*-\s*\d{{1,{MAX_STEP_DIGITS}}}\s*\)|-?\d{{1,{MAX_STEP_DIGITS}}})"  # 7, -7 or (-7)
-# The left number may not continue a word, decimal or number (`x3`, `1.5`, `1,000`), which also keeps the scan
-# linear on a wall of digits; the result may not continue as a decimal (`= 6.5` is not `= 6`).
+# Digits, or digits in groups of three with thousands separators (`1,005`: a GSM8K-style result is 1005, not 1).
+_DIGITS = rf"(?:\d{{1,3}}(?:,\d{{3}}){{1,{MAX_STEP_DIGITS // 3 - 1}}}(?!,?\d)|\d{{1,{MAX_STEP_DIGITS}}})"
+_NUM = rf"(?:\(\s*-\s*{_DIGITS}\s*\)|-?{_DIGITS})"  # 7, -7 or (-7)
+# The left number may not continue a word, decimal or number (`x3`, `1.5`, the `000` of `1,000`), which also keeps
+# the scan linear on a wall of digits; the result may not continue as a decimal (`= 6.5` is not `= 6`).
 _STEP = re.compile(rf"(?<![\w.)])(?<!\d,)({_NUM})\s*([-+*/×÷])\s*({_NUM})\s*=\s*({_NUM})(?!\.?\d)")
 _OPS = {"×": "*", "÷": "/"}
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
@@ -30,6 +32,7 @@ def parse_steps(text: str) -> list[tuple[int, str, int, int]]:
 
     A number that follows another operator (`2 + 3 * 4 = 14`) is part of a longer expression, not a step: skipped.
     Decimals and numbers of more than MAX_STEP_DIGITS digits are skipped too (the rule is integer arithmetic).
+    Thousands separators are read (`998 + 7 = 1,005`); a comma not followed by three digits ends the number.
     """
     steps = []
     try:
@@ -63,4 +66,4 @@ def _char_before(text: str, i: int) -> str:
 
 
 def _step_int(text: str) -> int:
-    return int(text.replace("(", "").replace(")", "").replace(" ", ""))
+    return int(re.sub(r"[\s(),]", "", text))
