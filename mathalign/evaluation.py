@@ -41,6 +41,7 @@ REQUIRED_COLUMNS = ("prompt", "answer", "task")
 OOD_SPLIT = "test_ood"
 HELD_OUT_PREFIX = "test_"  # every `test_*` split is held out, and evaluated by default next to `test`
 HELD_OUT_ORDER = (OOD_SPLIT, "test_surface", "test_uniform")  # listed in this order, other test_* after them
+CANONICAL_FORM = "canonical"  # the name of a `form` left empty: the problem as the generator writes it
 # Small sizes for builders named on the command line (`--data sft`): a quick look, not a benchmark. A builder that
 # does not draw one of the held-out splits (gsm8k and aqua have no test_ood) is built without it.
 BUILDER_DEFAULT_SIZES = {"num_train": 0, "num_validation": 0, "num_test": 256, "num_test_ood": 256,
@@ -243,6 +244,8 @@ def evaluate_split(
     types = _column_as_strings(dataset, "type")
     difficulties = _column_as_strings(dataset, "difficulty")
     forms = _column_as_strings(dataset, "form")
+    if forms is not None:  # the builders leave `form` empty for a problem written the canonical way
+        forms = [CANONICAL_FORM if f in ("", None) else f for f in forms]
     golds = [str(a) for a in dataset["answer"]]
     metrics = load_metric().compute(
         predictions=outputs,
