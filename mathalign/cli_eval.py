@@ -122,7 +122,9 @@ def run_compare(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
     )
     for name, m in stage_metrics.items():
-        print(f"{name:<12} accuracy {100 * m['accuracy']:5.1f}%  parse rate {100 * m['parse_rate']:5.1f}%")
+        held_out = "".join(f"  {split} {100 * sm['accuracy']:5.1f}%"
+                           for split, sm in list(m.get("splits", {}).items())[1:])
+        print(f"{name:<12} accuracy {100 * m['accuracy']:5.1f}%  parse rate {100 * m['parse_rate']:5.1f}%{held_out}")
     print(f"comparison: {args.out}/comparison.md, {args.out}/comparison.png")
     return 0
 

@@ -135,7 +135,8 @@ def test_seeds_wall_times(seeds):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["p.yaml"], {"seeds": [0, 1, 2], "splits": None, "target": None, "run_dir": None, "stage": None, "json": False}),
+        (["p.yaml"], {"seeds": [0, 1, 2], "splits": None, "target": None, "run_dir": None, "stage": None,
+                      "json": False}),
         (["p.yaml", "--seeds", "3", "4", "--run_dir", "r", "--json"], {"seeds": [3, 4], "run_dir": "r", "json": True}),
         # tuning: the validation splits; --split is the same option
         (["p.yaml", "--splits", "validation", "validation_surface"], {"splits": ["validation", "validation_surface"]}),

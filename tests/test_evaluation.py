@@ -320,6 +320,7 @@ def test_compare_cli_writes_table_and_plot(tiny_model_dir, tmp_path, capsys):
     argv = ["compare", str(tiny_model_dir), str(tiny_model_dir), "--names", "base,sft", "--data", str(data),
             "--out", str(out)]
     assert cli_main(argv) == 0
+    assert "test_ood" in capsys.readouterr().out.splitlines()[-2]  # each stage's accuracy on every split
     table = (out / "comparison.md").read_text()
     assert "| | base | sft |" in table and "`a_over_b`" in table and "out of distribution" in table
     assert _png_ok(out / "comparison.png")
