@@ -539,7 +539,7 @@ def plot_stage_comparison(stage_metrics: dict[str, dict], out_png) -> Path:
     """Grouped bars: overall accuracy on each evaluated split and each type's, one bar per stage."""
     types = _stage_types(stage_metrics)
     held_out = _held_out(stage_metrics)
-    groups = ["all"] + [f"all ({'OOD' if s == 'test_ood' else s})" for s in held_out] + types
+    groups = ["all"] + [f"all ({s})" for s in held_out] + types
     series = {
         stage: [m.get("accuracy")]
         + [_split_accuracy(m, s) for s in held_out]
