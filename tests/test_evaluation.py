@@ -276,6 +276,24 @@ def test_every_held_out_split_is_evaluated_and_shown_per_type(tiny_model_dir, tm
     assert _png_ok(out / "accuracy_vs_length.png") and "accuracy_vs_length.png" in report
 
 
+def test_the_builders_held_out_splits_are_all_evaluated(tiny_model_dir):
+    import data_builders
+
+    sizes = {"num_test_ood": 4, "num_test_surface": 4, "num_test_uniform": 4}
+    try:
+        data = data_builders.get_builder("sft").build(num_train=0, num_validation=0, num_test=4, seed=0,
+                                                      progress=False, **sizes)
+    except ValueError as err:  # (until the builders draw surface variants and uniform operands)
+        pytest.skip(f"the sft builder does not draw every held-out split: {err}")
+    metrics = evaluate_model(str(tiny_model_dir), dataset=data, batch_size=16, progress=False)
+    assert list(metrics["splits"]) == ["test", "test_ood", "test_surface", "test_uniform"]
+    assert all(m["num_samples"] == 4 for m in metrics["splits"].values())
+    ood = metrics["splits"]["test_ood"]["accuracy_per_difficulty"]
+    assert min(map(int, ood)) > max(map(int, metrics["splits"]["test"]["accuracy_per_difficulty"]))  # longer
+    if "form" in data["test_surface"].column_names:  # which surface forms the model reads
+        assert sum(metrics["splits"]["test_surface"]["count_per_form"].values()) == 4
+
+
 def test_evaluate_lora_adapter_and_parquet(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
 
