@@ -68,12 +68,23 @@ def allocate(total: int, weights: dict[Any, float]) -> dict[Any, int]:
 
 def split_specs(split: str, specs: dict[str, Any]) -> dict[str, list]:
     """{family: the specs `split` draws from}: one per operand length for test_ood (`spec.ood_specs()`), the
-    uniform spec for the uniform splits (`spec.uniform()`: the same problems, other weights), else the spec."""
+    uniform spec for the uniform splits (`spec.uniform()`: the same problems, other weights), else the spec.
+
+    `surface_variants` is training data augmentation: a held-out split draws with it off, so `test` holds the
+    canonical forms and the surface splits the others."""
+    if split != "train":
+        specs = {family: _without_surface_variants(spec) for family, spec in specs.items()}
     if split == "test_ood":
         return {family: spec.ood_specs() for family, spec in specs.items()}
     if split in UNIFORM_SPLITS:
         return {family: [spec.uniform()] for family, spec in specs.items()}
     return {family: [spec] for family, spec in specs.items()}
+
+
+def _without_surface_variants(spec):
+    if getattr(spec, "surface_variants", 0):
+        return dataclasses.replace(spec, surface_variants=0.0)
+    return spec
 
 
 def deal(counts: dict[Label, int], spec_lists: dict[str, list]) -> dict[Part, int]:

@@ -929,3 +929,25 @@ def test_seed_format_conversions_keep_existing_outputs(tmp_path, capsys):
     assert json.loads((tmp_path / "p.json").read_text())[0]["positive"] == SEED_PAIRS[0]["positive"]
     assert main(["data", "convert", "export-pairs", str(tmp_path / "dpo"), "--out", str(tmp_path / "dpo")]) == 2
     assert "is a folder; give the path of the file to write" in capsys.readouterr().err
+
+
+def test_surface_variants_augment_train_only():
+    ds = data_builders.get_builder("sft").build(task=["arithmetic", "expressions"], num_train=200, num_validation=100,
+                                                num_test=100, num_test_surface=50, num_test_ood=0,
+                                                surface_variants=1.0, spacing_variants=0.0)
+    for split in ("validation", "test"):  # the canonical form, exactly as the family writes it
+        for task_name, prompt in zip(ds[split]["task"], ds[split]["prompt"]):
+            task = get_task(task_name)
+            assert task.problem_of(prompt).prompt == prompt
+    train = [get_task(t).problem_of(p).prompt != p for t, p in zip(ds["train"]["task"], ds["train"]["prompt"])]
+    assert sum(train) > 0.8 * len(train)  # (a few variants only change the operand order)
+
+
+def test_lone_numbers_stay_with_training():
+    """Only 20 lone numbers exist (1..20): a held-out split takes at most one, training keeps the rest."""
+    ds = data_builders.get_builder("sft").build(task=["expressions"], num_train=3000, num_validation=500,
+                                                num_test=500, num_test_surface=500, num_test_ood=0,
+                                                num_operands=[1, 5], invalid_rate=0.0)
+    lone = {split: [k for k in ds[split]["key"] if k.isdigit()] for split in ds}
+    assert all(len(lone[split]) <= 1 for split in ("validation", "test", "test_surface"))
+    assert len(lone["train"]) >= 17

@@ -258,7 +258,7 @@ class ArithmeticTask(Task):
         >>> task = ArithmeticTask()
         >>> variant = task.surface_variant(task.make_problem("x_minus_b", 21, 18), random.Random(0))
         >>> variant.prompt, variant.answer, variant.key
-        ('x-18 = 3, x= ?', '21', 'x_minus_b:21,18')
+        ('x- 18 =3 ,x = ?', '21', 'x_minus_b:21,18')
         """
         spec = spec or ArithmeticSpec()
         type, a, b, swapped = problem.type, problem.meta["a"], problem.meta["b"], problem.meta.get("swapped", False)
@@ -542,9 +542,17 @@ COMMUTATIVE_ORDER = frozenset({"a_plus_b", "a_times_b", "x_plus_b", "x_times_b"}
 
 
 def _render_loose(parts: list[str], rng: random.Random) -> str:
-    """The prompt of `parts` with each gap between pieces drawn: a space or none (what people type)."""
+    """The prompt of `parts` as people type it: no spaces, a space around every piece, or each gap drawn (a space
+    or none). Each of the first two is a quarter of the draws: per-gap draws alone make them rare (1 in 16 for
+    `a+b=?`), and a model trained so misreads `7 + 5 = ?` more often than any other spacing."""
     pieces = parts[:3] + ["=", "?"] if len(parts) == 3 else parts[:3] + ["=", parts[3], ",", "x", "=", "?"]
-    gaps = [" " if rng.random() < 0.5 else "" for _ in pieces[1:]]
+    style = rng.random()
+    if style < 0.25:
+        gaps = [""] * (len(pieces) - 1)
+    elif style < 0.5:
+        gaps = [" "] * (len(pieces) - 1)
+    else:
+        gaps = [" " if rng.random() < 0.5 else "" for _ in pieces[1:]]
     return pieces[0] + "".join(gap + piece for gap, piece in zip(gaps, pieces[1:]))
 
 

@@ -728,6 +728,22 @@ class ExpressionsTask(Task):
         ops = len(spec.operators)
         return sum(shapes[n] * values**n * ops ** (n - 1) for n in range(spec.num_operands[0], spec.max_operands + 1))
 
+    def num_distinct_per_stratum(self, spec: ExpressionsSpec, type: str) -> dict[str, int] | None:
+        """{"lone": lone numbers, "operations": the rest} when the spec draws lone numbers (`num_operands` from 1).
+
+        Numbers are drawn uniformly from 1 to 5 per expression, so a fifth of the draws are lone numbers, of which
+        there are only 20 (numbers 1..20): uncapped, the first held-out split took all 20 and the model never saw
+        `Evaluate: 7` in training (0% on lone numbers). As a stratum, a held-out split takes at most one of them
+        (`data_builders.sampling.held_out_caps`)."""
+        if type != "well_formed" or spec.num_operands[0] > 1:
+            return None
+        total = self.num_distinct(spec, type)
+        lone = spec.num_range[1] - spec.num_range[0] + 1
+        return {"lone": lone, "operations": total - lone}
+
+    def stratum_of_key(self, key: str) -> str:
+        return "lone" if key.lstrip("-").isdigit() else "operations"
+
 
 def _loose_tokens(node, rng: random.Random, extra: float, parent_precedence: int = 0, right_of_parent: bool = False,
                   force: bool = False) -> list[str]:
