@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import data_builders
 from data_builders import core
 from mathalign.cli import main as cli_main
 
@@ -178,10 +179,23 @@ def test_every_pipeline_file_parses_and_evaluates_on_problems_it_never_trains_on
     pipeline = load_pipeline(path)
     stages = stage_recipes(pipeline, Path("runs/x"), str(path))  # every recipe key checked
     evaluation = pipeline["evaluation"]["data_options"]
-    for stage in stages:  # same seed and held-out sizes: the same test split, kept out of every train split
+    held_out = ("seed", "num_test", "num_validation", "num_test_surface", "num_validation_surface",
+                "num_test_uniform", "num_validation_uniform", "surface_variants")
+    for stage in stages:  # same seed and held-out sizes: the same held-out splits, kept out of every train split
         data = stage.recipe["data_options"]
-        assert (data["seed"], data["num_test"], data["num_validation"], tuple(data["task"])) == (
-            evaluation["seed"], evaluation["num_test"], evaluation["num_validation"], tuple(evaluation["task"]))
+        assert [data.get(k) for k in held_out] == [evaluation.get(k) for k in held_out]
+        assert tuple(data["task"]) == tuple(evaluation["task"])
+
+
+def test_the_length_generalization_pipeline_trains_short_and_tests_long():
+    from mathalign.pipeline import load_pipeline
+
+    pipeline = load_pipeline(Path(__file__).resolve().parent.parent / "recipes" / "length_generalization.yaml")
+    data = {**pipeline["evaluation"]["data_options"], "num_validation": 0, "num_test": 18, "num_test_ood": 36}
+    built = data_builders.get_builder("sft").build(**data)
+    assert max(built["test"]["difficulty"]) <= 2
+    assert sorted(set(built["test_ood"]["difficulty"])) == [3, 4]
+    assert pipeline["stages"]["pretrain"]["mathgpt_config"]["position_embedding_type"] == "nope"
 
 
 def test_the_expressions_pipeline_trains_on_the_seeds_task():
