@@ -110,21 +110,6 @@ def test_eager_and_sdpa_give_the_same_logits(tiny_tokenizer, position_embedding_
     torch.testing.assert_close(out.attentions[0].sum(-1), torch.ones(2, 4, batch.input_ids.shape[1]))
 
 
-@pytest.mark.parametrize("position_embedding_type", ["rope", "learned"])
-def test_packed_sequences_do_not_attend_to_each_other(tiny_tokenizer, position_embedding_type):
-    model = make_tiny_model(tiny_tokenizer, position_embedding_type=position_embedding_type).eval()
-    seqs = [tiny_tokenizer(t).input_ids for t in ["12+7=? The answer is 19.", "3*4=?", "9-2=? The answer is 7."]]
-    # Padding-free packing as TRL does it: one row, positions restart at every sequence.
-    packed = torch.tensor([sum(seqs, [])])
-    position_ids = torch.tensor([sum((list(range(len(s))) for s in seqs), [])])
-    packed_logits = model(input_ids=packed, position_ids=position_ids).logits[0]
-    start = 0
-    for s in seqs:
-        alone = model(input_ids=torch.tensor([s])).logits[0]
-        torch.testing.assert_close(packed_logits[start : start + len(s)], alone, rtol=1e-4, atol=1e-5)
-        start += len(s)
-
-
 def test_packed_row_attends_per_example_in_length_groups(tiny_tokenizer):
     # Lengths from 2 to 40 tokens in a shuffled order: the sdpa path sorts them into several groups of similar
     # length. Its logits and gradients must match eager attention under the block-diagonal mask of the whole row.
