@@ -243,7 +243,9 @@ def _cli_field(f: dataclasses.Field, suppress: bool) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"help": meta["help"] + ("" if default is None else f" (default: {_show(default)})"),
                               "default": argparse.SUPPRESS if suppress else default}
     if isinstance(default, bool):
-        kwargs.update(type=_to_bool, nargs="?", const=True)  # `--flag` alone is true
+        from transformers.hf_argparser import string_to_bool  # the yes/no, true/false, ... HfArgumentParser reads
+
+        kwargs.update(type=string_to_bool, nargs="?", const=True)  # `--flag` alone is true
     elif "nargs" in meta:
         kwargs.update(type=meta.get("type") or (type(default[0]) if default else str), nargs="+")
     else:
@@ -251,16 +253,6 @@ def _cli_field(f: dataclasses.Field, suppress: bool) -> dict[str, Any]:
     if "choices" in meta:
         kwargs["choices"] = meta["choices"]
     return kwargs
-
-
-def _to_bool(value: str) -> bool:
-    """A flag's value as HfArgumentParser reads it: yes/no, true/false, t/f, y/n, 1/0, in any case."""
-    if value.lower() in ("yes", "true", "t", "y", "1"):
-        return True
-    if value.lower() in ("no", "false", "f", "n", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"Truthy value expected: got {value} but expected one of yes/no, true/false, "
-                                     "t/f, y/n, 1/0 (case insensitive).")
 
 
 def add_generation_arguments(parser, options_class: type = BuildOptions) -> None:
