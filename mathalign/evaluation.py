@@ -10,7 +10,8 @@ How it works, and why:
 - Prompts are generated in left-padded batches with the KV cache, greedy (`mathalign.generation`).
 - Answers are never parsed here: each row names its problem family (`task`), whose `extract_answer` and `check` score
   the output inside the `mathalign_accuracy` metric module (an `evaluate` module shipped in the package, loaded by path,
-  so it works offline). Prompts go through the family's `normalize_prompt`, as chat input does.
+  so it works offline). Prompts go to the model exactly as the dataset writes them, as plain `generate` would see
+  them: `chat` normalises what a person types, evaluation measures the model (a `test_surface` split tests spacing).
 - Splits: by default the `test` split plus every held-out test split the dataset has (`test_ood`: longer operands,
   deeper expressions; `test_surface`: the same problems written other ways; `test_uniform`: uniformly drawn
   operands; any other `test_*`), so one run shows where a model is brittle; `split="test"` evaluates exactly
@@ -224,14 +225,12 @@ def evaluate_split(
     if len(dataset) == 0:
         raise ValueError(f"split {split!r} is empty.")
     tasks = list(dataset["task"])
-    try:
-        families = {name: get_task(name) for name in set(tasks)}
+    try:  # an unknown family fails here, before any generation
+        for name in set(tasks):
+            get_task(name)
     except (KeyError, ValueError) as err:
         raise ValueError(f"split {split!r}: {err}") from None
-    prompts = [
-        families[t].normalize_prompt(p) if isinstance(p, str) else p for p, t in zip(dataset["prompt"], tasks)
-    ]
-    texts_in = [render_prompt(p, tokenizer) for p in prompts]
+    texts_in = [render_prompt(p, tokenizer) for p in dataset["prompt"]]
     if max_new_tokens is None:
         longest_prompt = max(len(tokenizer(t)["input_ids"]) for t in texts_in)
         max_new_tokens = choose_max_new_tokens(dataset, tokenizer, tasks, model, longest_prompt)

@@ -272,6 +272,9 @@ def test_every_held_out_split_is_evaluated_and_shown_per_type(tiny_model_dir, tm
     assert "| **all** |" in report and "## Accuracy per surface form" in report
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert {s["form"] for s in samples if s["split"] == "test_surface"} == {"spaced", "canonical"}
+    # the model reads each prompt as the split writes it (`72 / 4=?`), not normalised back to the canonical form
+    written = _held_out_dataset()["test_surface"]["prompt"]
+    assert "72 / 4=?" in written and [s["prompt"] for s in samples if s["split"] == "test_surface"] == written
     # operand lengths 1-3 over the splits combined: the length plot is written
     assert _png_ok(out / "accuracy_vs_length.png") and "accuracy_vs_length.png" in report
 
