@@ -50,13 +50,7 @@ def train(self, *args, _train=Trainer.train, **kwargs):
     return result
 
 Trainer.train = train
-try:
-    code = cli()
-finally:  # without it gloo's threads can abort the process at exit (SIGABRT; pytorch/pytorch#190489)
-    import torch.distributed as dist
-    if dist.is_initialized():
-        dist.destroy_process_group()
-sys.exit(code)
+sys.exit(cli())  # a launched rank ends inside cli (mathalign.train.exit_launched_process)
 '''
 
 
