@@ -117,4 +117,19 @@ def digit_token_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
     return sorted(i for i, piece in pieces.items() if re.fullmatch(r" ?[0-9]+", piece))
 
 
-__all__ = ["SPECIAL_TOKENS", "digit_token_ids", "train_tokenizer", "wrap_tokenizer"]
+def token_ids_containing(tokenizer: PreTrainedTokenizerFast, text: str) -> list[int]:
+    """The ids of every (non-special) token whose text contains `text`: `"?"` -> `?`, `=?`, ... (an Abacus
+    MathGPT's `abacus_prompt_end_token_ids`). An error when there is none: the model could never see it.
+
+    >>> tok = train_tokenizer(["72/4=?", "x-5=2, x=?"], vocab_size=300)
+    >>> sorted(tok.decode([i]) for i in token_ids_containing(tok, "?"))
+    ['=?', '?']
+    """
+    special = set(tokenizer.all_special_ids)
+    ids = sorted(i for i in range(len(tokenizer)) if i not in special and text in tokenizer.decode([i]))
+    if not ids:
+        raise ValueError(f"no token of this tokenizer contains {text!r}.")
+    return ids
+
+
+__all__ = ["SPECIAL_TOKENS", "digit_token_ids", "token_ids_containing", "train_tokenizer", "wrap_tokenizer"]

@@ -129,7 +129,7 @@ def build_model(script_args, model_args, training_args, tokenizer):
     from trl import get_quantization_config
 
     from .model import MathGPTConfig, MathGPTForCausalLM
-    from .tokenizer import digit_token_ids
+    from .tokenizer import digit_token_ids, token_ids_containing
 
     if not model_args.model_name_or_path:
         options = dict(script_args.mathgpt_config or {})
@@ -137,6 +137,9 @@ def build_model(script_args, model_args, training_args, tokenizer):
                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
         if options.get("abacus_embeddings") and options.get("digit_token_ids") is None:
             options["digit_token_ids"] = digit_token_ids(tokenizer)  # Abacus counts digit runs with these
+        if isinstance(options.get("abacus_prompt_end_token_ids"), str):  # `"?"`: every token holding that text
+            options["abacus_prompt_end_token_ids"] = token_ids_containing(tokenizer, options[
+                "abacus_prompt_end_token_ids"])
         if model_args.load_in_4bit or model_args.load_in_8bit:
             raise RecipeError("quantisation (load_in_4bit/8bit) needs a trained base model: set model_name_or_path.")
         model = MathGPTForCausalLM(MathGPTConfig(**options))

@@ -18,7 +18,7 @@ import mathalign
 from conftest import ARITHMETIC_TEXTS, make_tiny_model
 from mathalign.model.configuration_mathgpt import MathGPTConfigError
 from mathalign.model.modeling_mathgpt import abacus_index
-from mathalign.tokenizer import digit_token_ids
+from mathalign.tokenizer import digit_token_ids, token_ids_containing
 
 SCHEMES = {
     "rope": dict(position_embedding_type="rope"),
@@ -26,6 +26,8 @@ SCHEMES = {
     "nope": dict(position_embedding_type="nope"),
     "abacus+nope": dict(position_embedding_type="nope", abacus_embeddings=True),
     "abacus+rope": dict(position_embedding_type="rope", abacus_embeddings=True),
+    # the prompt's numbers counted from their units digit (up to the token holding `?`)
+    "abacus-units+nope": dict(position_embedding_type="nope", abacus_embeddings=True, abacus_prompt_end_token_ids="?"),
 }
 
 
@@ -39,6 +41,8 @@ def make_model(tokenizer, scheme: str, seed: int = 0, **overrides):
     options = dict(SCHEMES[scheme], **overrides)
     if options.get("abacus_embeddings"):
         options.setdefault("digit_token_ids", digit_token_ids(tokenizer))
+    if isinstance(options.get("abacus_prompt_end_token_ids"), str):
+        options["abacus_prompt_end_token_ids"] = token_ids_containing(tokenizer, options["abacus_prompt_end_token_ids"])
     model = make_tiny_model(tokenizer, seed=seed, num_hidden_layers=1, **options)
     if options.get("abacus_embeddings"):
         with torch.no_grad():  # larger than the 0.02 init, so a wrong digit index shows in the tokens
@@ -84,6 +88,35 @@ def test_abacus_index_continues_a_cached_run_and_restarts_per_packed_example():
     packed, positions = torch.tensor([[9, 1, 2, 3, 1]]), torch.tensor([[0, 1, 2, 0, 1]])
     assert abacus_index(packed, digits, positions).tolist() == [[0, 1, 2, 1, 2]]
     assert abacus_index(packed, digits).tolist() == [[0, 1, 2, 3, 4]]  # without positions: one long number
+
+
+def test_prompt_numbers_count_from_their_units_and_generated_ones_from_their_first_digit(tiny_tokenizer):
+    # `123+45=?` then a units-first answer `861`: the units of both operands and the answer's first digit are 1.
+    ids = torch.tensor([tiny_tokenizer("123+45=? 861.").input_ids])
+    pieces = [tiny_tokenizer.decode([i]) for i in ids[0]]
+    index = abacus_index(ids, digit_token_ids(tiny_tokenizer), prompt_end_token_ids=token_ids_containing(
+        tiny_tokenizer, "?"))
+    digits = [(p, i) for p, i in zip(pieces, index[0].tolist()) if p.strip().isdigit()]
+    assert digits == [("1", 3), ("2", 2), ("3", 1), ("4", 2), ("5", 1), ("8", 1), ("6", 2), ("1", 3)], pieces
+    # Packed examples: each has its own prompt, so the second one's operands count from their units again.
+    digits_, end = [1, 2, 3], [9]
+    packed, positions = torch.tensor([[1, 2, 9, 1, 2, 1, 2, 9, 3]]), torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3]])
+    assert abacus_index(packed, digits_, positions, prompt_end_token_ids=end).tolist() == [[2, 1, 0, 1, 2, 2, 1, 0, 1]]
+    # Without the option every number counts from its first digit, prompt or not.
+    assert abacus_index(packed, digits_, positions).tolist() == [[1, 2, 0, 1, 2, 1, 2, 0, 1]]
+
+
+def test_a_hand_driven_cache_step_needs_abacus_ids_when_the_prompt_counts_from_units(tiny_tokenizer):
+    model = make_model(tiny_tokenizer, "abacus-units+nope").eval()
+    ids = torch.tensor([tiny_tokenizer("5+6=? 1234").input_ids])
+    out = model(ids[:, :-1], use_cache=True)
+    with pytest.raises(ValueError, match="pass `abacus_ids`"):
+        model(ids[:, -1:], past_key_values=out.past_key_values, use_cache=True)
+    # with the ids a caller computes from the whole sequence, the step equals the full forward
+    config = model.config
+    index = abacus_index(ids, config.digit_token_ids, prompt_end_token_ids=config.abacus_prompt_end_token_ids)
+    step = model(ids[:, -1:], past_key_values=out.past_key_values, abacus_ids=index[:, -1:], use_cache=True)
+    torch.testing.assert_close(step.logits[:, -1], model(ids).logits[:, -1], rtol=1e-4, atol=1e-5)
 
 
 def test_abacus_offset_is_random_in_training_and_absent_in_eval(tiny_tokenizer):
@@ -155,6 +188,7 @@ def test_digits_beyond_the_abacus_table_raise_a_clear_error(tiny_tokenizer):
         ({"digit_token_ids": [3, 600]}, "below vocab_size=512, got \\[600\\]"),  # ids the vocab lacks
         ({"abacus_max_offset": -1}, "`abacus_max_offset` must be >= 0"),  # an offset range
         ({"digit_token_ids": "0123456789"}, "'digit_token_ids'"),  # ids, not the digits themselves
+        ({"abacus_prompt_end_token_ids": [5]}, "needs `abacus_embeddings=True`"),  # changes nothing without Abacus
     ],
 )
 def test_bad_position_configs_are_refused(overrides, message):
@@ -292,6 +326,11 @@ def test_build_model_fills_digit_token_ids_unless_given(merged_tokenizer, given)
                         SimpleNamespace(model_name_or_path=None, load_in_4bit=False, load_in_8bit=False),
                         None, merged_tokenizer)
     assert model.config.digit_token_ids == (given or digit_token_ids(merged_tokenizer))
+    units = build_model(SimpleNamespace(mathgpt_config={**options, "abacus_prompt_end_token_ids": "?"}),
+                        SimpleNamespace(model_name_or_path=None, load_in_4bit=False, load_in_8bit=False),
+                        None, merged_tokenizer)  # `"?"`: every token holding it
+    assert units.config.abacus_prompt_end_token_ids == token_ids_containing(merged_tokenizer, "?")
+    assert {merged_tokenizer.decode([i]) for i in units.config.abacus_prompt_end_token_ids} >= {"=?"}
     # Without Abacus nothing is added: the config.json stays as before.
     options.pop("abacus_embeddings")
     plain = build_model(SimpleNamespace(mathgpt_config=options),

@@ -73,7 +73,9 @@ class MathGPTConfig(PreTrainedConfig):
       token), added to the token embedding. It needs `digit_token_ids`; `mathalign.tokenizer.digit_token_ids`
       computes them, and a recipe's `mathgpt_config` gets them filled in. In training mode each sequence adds one
       random offset in [0, `abacus_max_offset`] to its nonzero indices, so the rows for numbers longer than any
-      seen in training are trained too.
+      seen in training are trained too. `abacus_prompt_end_token_ids` (the tokens holding `?`: a recipe's
+      `mathgpt_config` may give the text `"?"`) makes the prompt's numbers count from their units digit instead,
+      lining them up by place value with an answer written units first.
 
     ```yaml
     mathgpt_config: {position_embedding_type: nope, abacus_embeddings: true}  # the paper's Abacus + NoPE
@@ -99,6 +101,10 @@ class MathGPTConfig(PreTrainedConfig):
     # still sees about L/33 of the numbers; the paper used 100 for a 20-digit training set and 100-digit tests.
     abacus_max_offset: int = 32
     digit_token_ids: list[int] | None = None  # the tokens that are digits (" 1" pieces too); abacus needs them
+    # Tokens that end a prompt (`?`): digits before the first one count from their units, so operands line up by
+    # place value with an answer written units first. None: every number counts from its first digit (the paper's
+    # layout, which reverses the operands in the text instead).
+    abacus_prompt_end_token_ids: list[int] | None = None
     norm_type: Literal[NORM_TYPES] = "layernorm"  # LayerNorm as nanoGPT, or RMSNorm
     layer_norm_eps: float | int = 1e-5  # epsilon of either norm
     bias: bool = False  # biases in Linear and LayerNorm layers (nanoGPT's `bias`)
@@ -117,7 +123,7 @@ class MathGPTConfig(PreTrainedConfig):
 
     # Written to config.json only when abacus_embeddings is on: a checkpoint without them keeps the config.json that
     # older releases (and their shipped code) read, key for key.
-    _ABACUS_KEYS = ("abacus_embeddings", "abacus_max_offset", "digit_token_ids")
+    _ABACUS_KEYS = ("abacus_embeddings", "abacus_max_offset", "digit_token_ids", "abacus_prompt_end_token_ids")
 
     def __post_init__(self, **kwargs):
         if self.intermediate_size is None:
@@ -178,9 +184,13 @@ class MathGPTConfig(PreTrainedConfig):
                 "`digit_token_ids=mathalign.tokenizer.digit_token_ids(tokenizer)` (a recipe's `mathgpt_config` "
                 "fills them in from its tokenizer)."
             )
-        outside = [i for i in self.digit_token_ids or () if not 0 <= i < self.vocab_size]
-        if outside:
-            raise ValueError(f"`digit_token_ids` must be token ids below vocab_size={self.vocab_size}, got {outside}.")
+        for key in ("digit_token_ids", "abacus_prompt_end_token_ids"):
+            outside = [i for i in getattr(self, key) or () if not 0 <= i < self.vocab_size]
+            if outside:
+                raise ValueError(f"`{key}` must be token ids below vocab_size={self.vocab_size}, got {outside}.")
+        if self.abacus_prompt_end_token_ids and not self.abacus_embeddings:
+            raise ValueError("`abacus_prompt_end_token_ids` changes how Abacus positions count: it needs "
+                             "`abacus_embeddings=True`.")
 
     def validate_dropout(self):
         """Part of `@strict` validation: dropout rates are probabilities below one."""

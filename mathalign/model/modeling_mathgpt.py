@@ -94,27 +94,52 @@ def example_starts(position_ids: torch.Tensor) -> torch.Tensor:
     return starts
 
 
+def _index_in_run(is_digit: torch.Tensor, starts: torch.Tensor, carry: torch.Tensor) -> torch.Tensor:
+    """1, 2, ... along each run of digits, from its first one; 0 elsewhere. `starts` (B, T) bool: a run never
+    continues into a token marked there; `carry` (B,): the index of the (unseen) token before t=0. (B, T)"""
+    t = torch.arange(is_digit.shape[1], device=is_digit.device).expand_as(is_digit)  # (B, T)
+    # Where the run containing t began, minus one: the last non-digit at or before t, or the slot before a digit that
+    # starts a packed example; before either, the run carried in from the cache (-1 - carry, so t=0 gets carry + 1).
+    boundary = (-1 - carry).view(-1, 1).expand_as(is_digit)
+    boundary = torch.where(starts, t - 1, boundary)
+    boundary = torch.where(is_digit, boundary, t)
+    return (t - boundary.cummax(dim=1).values) * is_digit  # (B, T)
+
+
 def abacus_index(input_ids: torch.Tensor, digit_token_ids: list[int], position_ids: torch.Tensor | None = None,
-                 carry: torch.Tensor | None = None) -> torch.Tensor:
+                 carry: torch.Tensor | None = None, prompt_end_token_ids: list[int] | None = None) -> torch.Tensor:
     """Each token's place in its run of consecutive digit tokens: 1, 2, ... for digits, 0 for anything else. (B, T)
 
     `position_ids` (optional) mark packed examples: a run never continues from one example into the next.
     `carry` (B,) is the index of the token just before `input_ids` (the last one a KV cache holds): a run that
     began in earlier steps continues from it.
+    `prompt_end_token_ids` (optional): digits before the first of these tokens in an example (its prompt, which the
+    model always reads whole) count from their number's last digit, so every operand's units digit is 1, its tens 2,
+    ...; from that token on, numbers count from their first digit as they are generated. A units-first (reversed)
+    answer then gives each digit the index of the operand digits it is computed from, whatever their lengths.
 
     >>> abacus_index(torch.tensor([[7, 1, 2, 3, 5, 4, 5, 6]]), digit_token_ids=[1, 2, 3, 4, 6]).tolist()
     [[0, 1, 2, 3, 0, 1, 0, 1]]
+    >>> abacus_index(torch.tensor([[1, 2, 3, 5, 4, 9, 1, 2]]), [1, 2, 3, 4], prompt_end_token_ids=[9]).tolist()
+    [[3, 2, 1, 0, 1, 0, 1, 2]]
     """
     is_digit = torch.isin(input_ids, torch.tensor(digit_token_ids, device=input_ids.device))  # (B, T)
-    t = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)  # (B, T)
     carry = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device) if carry is None else carry
-    # Where the run containing t began, minus one: the last non-digit at or before t, or the slot before a digit that
-    # starts a packed example; before either, the run carried in from the cache (-1 - carry, so t=0 gets carry + 1).
-    boundary = (-1 - carry).view(-1, 1).expand_as(input_ids)
-    if position_ids is not None:
-        boundary = torch.where(example_starts(position_ids).expand_as(input_ids), t - 1, boundary)
-    boundary = torch.where(is_digit, boundary, t)
-    return (t - boundary.cummax(dim=1).values) * is_digit  # (B, T)
+    starts = example_starts(position_ids).expand_as(input_ids) if position_ids is not None else torch.zeros_like(
+        is_digit)
+    index = _index_in_run(is_digit, starts, carry)
+    if not prompt_end_token_ids:
+        return index
+    # The same count from the other end (the sequence flipped: an example's last token starts its flipped run).
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    from_end = _index_in_run(is_digit.flip(1), ends.flip(1), torch.zeros_like(carry)).flip(1)
+    # In the prompt: no prompt-end token yet in this example (a running count, restarted where each example does).
+    is_end = torch.isin(input_ids, torch.tensor(prompt_end_token_ids, device=input_ids.device)).long()
+    seen = is_end.cumsum(dim=1)
+    seen_before_example = torch.where(starts, seen - is_end, torch.zeros_like(seen)).cummax(dim=1).values
+    in_prompt = (seen - seen_before_example) == 0
+    return torch.where(in_prompt, from_end, index)
 
 
 def add_abacus_offsets(index: torch.Tensor, position_ids: torch.Tensor | None, max_offset: int) -> torch.Tensor:
@@ -423,7 +448,12 @@ class MathGPTModel(MathGPTPreTrainedModel):
             if past_seen and carry is None:
                 raise ValueError("MathGPTModel: this KV cache was not filled by an Abacus model's forward, so the "
                                  "digit run its last token ends is unknown; pass `abacus_ids`.")
-            abacus_ids = abacus_index(input_ids, self.config.digit_token_ids, position_ids, carry)
+            prompt_end = self.config.abacus_prompt_end_token_ids
+            if past_seen and prompt_end:
+                raise ValueError("MathGPTModel: with `abacus_prompt_end_token_ids` a step after a KV cache cannot tell "
+                                 "prompt digits from generated ones on its own; pass `abacus_ids` (`generate` "
+                                 "does).")
+            abacus_ids = abacus_index(input_ids, self.config.digit_token_ids, position_ids, carry, prompt_end)
             if self.training and not past_seen and self.config.abacus_max_offset:
                 abacus_ids = add_abacus_offsets(abacus_ids, position_ids, self.config.abacus_max_offset)
         if past_key_values is not None:
@@ -493,7 +523,9 @@ class MathGPTForCausalLM(MathGPTPreTrainedModel, GenerationMixin):
             # Abacus indices of this step's tokens, read off the whole sequence so far: a number the prompt or the
             # previous steps began goes on counting. The ids are the record generate keeps right through beam
             # reordering, cache cropping and copying, so nothing else needs to.
-            index = abacus_index(input_ids, self.config.digit_token_ids)[:, -step_ids.shape[1]:]  # (B, T_step)
+            index = abacus_index(input_ids, self.config.digit_token_ids,
+                                 prompt_end_token_ids=self.config.abacus_prompt_end_token_ids)
+            index = index[:, -step_ids.shape[1]:]  # (B, T_step)
             model_inputs["abacus_ids"] = index.to(step_ids.device)
         return model_inputs
 
