@@ -70,8 +70,8 @@ def split_specs(split: str, specs: dict[str, Any]) -> dict[str, list]:
     """{family: the specs `split` draws from}: one per operand length for test_ood (`spec.ood_specs()`), the
     uniform spec for the uniform splits (`spec.uniform()`: the same problems, other weights), else the spec.
 
-    `surface_variants` is training data augmentation: a held-out split draws with it off, so `test` holds the
-    canonical forms and the surface splits the others."""
+    `surface_variants` and `leading_zeros` are training data augmentation: a held-out split draws with them off, so
+    `test` holds the canonical forms and the surface splits the others."""
     if split != "train":
         specs = {family: _without_surface_variants(spec) for family, spec in specs.items()}
     if split == "test_ood":
@@ -82,9 +82,9 @@ def split_specs(split: str, specs: dict[str, Any]) -> dict[str, list]:
 
 
 def _without_surface_variants(spec):
-    if getattr(spec, "surface_variants", 0):
-        return dataclasses.replace(spec, surface_variants=0.0)
-    return spec
+    """The spec without its training-only augmentations (`surface_variants`, arithmetic's `leading_zeros`)."""
+    off = {name: 0 for name in ("surface_variants", "leading_zeros") if getattr(spec, name, 0)}
+    return dataclasses.replace(spec, **off) if off else spec
 
 
 def deal(counts: dict[Label, int], spec_lists: dict[str, list]) -> dict[Part, int]:

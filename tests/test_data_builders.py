@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import random
+import re
 import shlex
 import time
 
@@ -941,6 +942,17 @@ def test_surface_variants_augment_train_only():
             assert task.problem_of(prompt).prompt == prompt
     train = [get_task(t).problem_of(p).prompt != p for t, p in zip(ds["train"]["task"], ds["train"]["prompt"])]
     assert sum(train) > 0.8 * len(train)  # (a few variants only change the operand order)
+
+
+def test_leading_zeros_augment_train_only():
+    ds = data_builders.get_builder("sft").build(num_train=300, num_validation=100, num_test=100, num_test_ood=50,
+                                                leading_zeros=2, spacing_variants=0.0)
+    padded = {split: sum(bool(re.search(r"(?<!\d)0\d", p)) for p in ds[split]["prompt"]) for split in ds}
+    assert padded["train"] > 150 and padded["validation"] == padded["test"] == padded["test_ood"] == 0, padded
+    # the held-out problems are the ones a build without the option holds out
+    plain = data_builders.get_builder("sft").build(num_train=300, num_validation=100, num_test=100, num_test_ood=50,
+                                                   spacing_variants=0.0)
+    assert ds["test"]["prompt"] == plain["test"]["prompt"] and ds["test_ood"]["key"] == plain["test_ood"]["key"]
 
 
 def test_lone_numbers_stay_with_training():

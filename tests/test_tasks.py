@@ -446,6 +446,7 @@ def test_verifiers_never_raise(text):
         ("expressions", {"num_operands": (0, 3)}, "num_operands"),  # no number at all is no problem
         ("expressions", {"surface_variants": 1.5}, "surface_variants"),  # not a probability
         ("arithmetic", {"surface_variants": -0.1}, "surface_variants"),
+        ("arithmetic", {"leading_zeros": -1}, r"leading_zeros must be an integer in \[0, 18\]"),
         ("expressions", {"num_operands": (9, 10), "max_depth": 3}, "cannot fit in max_depth"),  # too deep to fit
         ("expressions", {"operators": ("+", "%")}, "operators"),  # unknown operator
         ("expressions", {"operators": ("/",)}, "besides /"),  # division alone cannot always be exact
@@ -787,3 +788,18 @@ def test_surface_variants_option_rewrites_that_share_of_prompts(task):
         rewritten = sum(bool(p.meta.get("form")) for p in problems) / len(problems)
         assert abs(rewritten - share) < 0.1
         assert all(task.problem_of(p.prompt).key == p.key for p in problems)
+
+
+def test_leading_zeros_lengthen_the_prompts_numbers_and_keep_the_problem():
+    spec, rng = ARITHMETIC.make_spec(leading_zeros=3, spacing_variants=0.0, answer_style="worked"), random.Random(0)
+    plain = ARITHMETIC.make_spec(spacing_variants=0.0, answer_style="worked")
+    problems = [ARITHMETIC.generate(rng, spec) for _ in range(300)]
+    numbers = [n for p in problems for n in re.findall(r"\d+", p.prompt)]
+    assert sum(n.startswith("0") and len(n) > 1 for n in numbers) > len(numbers) / 2  # 1..3 zeros: 3 times in 4
+    assert max(len(n) - len(str(int(n))) for n in numbers) == 3
+    for p in problems:  # the same problem, answer and worked target as without the zeros
+        same = ARITHMETIC.problem_of(p.prompt)
+        assert same.key == p.key and same.answer == p.answer
+        assert p.target == ARITHMETIC.make_problem(p.type, p.meta["a"], p.meta["b"], plain, p.meta["swapped"]).target
+    negative = ARITHMETIC.make_problem("b_minus_x", 5, 9, spec, rng=random.Random(3))
+    assert re.fullmatch(r"0*5-x=-0*4, x=\?", negative.prompt), negative.prompt

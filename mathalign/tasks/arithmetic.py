@@ -105,6 +105,10 @@ class ArithmeticSpec:
         None, f"operand lengths of test_ood, each above max_digits and at most {MAX_DIGITS}, its rows shared evenly "
         "among them (`3 4`: 3-digit and 4-digit operands; default: max_digits + 1)", nargs="+", type=int,
         omit_default=True)
+    leading_zeros: int = option(0, "training augmentation: each number of a prompt gets 0..N leading zeros at random "
+                                "(`0046+75=?`), so numbers run longer than their values: with Abacus digit "
+                                "positions the places beyond max_digits are learned as positions (held-out splits "
+                                "draw without them)", omit_default=True)
     # (lowest, count) of each range an operand is drawn from: one per digit count (digit_balanced: a range, then a
     # number in it), or a single one over them all (uniform)
     _ranges: list[tuple[int, int]] = field(init=False, repr=False, compare=False)
@@ -138,6 +142,9 @@ class ArithmeticSpec:
                 raise ValueError(f"{name} is a probability in [0, 1], got {value!r}")
         if self.operand_draw not in OPERAND_DRAWS:
             raise ValueError(f"operand_draw must be one of {OPERAND_DRAWS}, got {self.operand_draw!r}")
+        if isinstance(self.leading_zeros, bool) or not isinstance(self.leading_zeros, int) or not (
+                0 <= self.leading_zeros <= MAX_DIGITS):
+            raise ValueError(f"leading_zeros must be an integer in [0, {MAX_DIGITS}], got {self.leading_zeros!r}")
         if isinstance(self.ood_digits, int) and not isinstance(self.ood_digits, bool):
             self.ood_digits = (self.ood_digits,)  # `ood_digits: 3` in a recipe
         if self.ood_digits is not None:
@@ -236,6 +243,9 @@ class ArithmeticTask(Task):
             variant = variants[int(rng.random() * len(variants))]
         if rng is not None and spec.surface_variants and rng.random() < spec.surface_variants:
             return self.surface_variant(self.make_problem(type, a, b, spec, swapped=swapped), rng, spec)
+        if rng is not None and spec.leading_zeros:
+            prompt_parts = [_with_leading_zeros(part, int(rng.random() * (spec.leading_zeros + 1)))
+                            for part in prompt_parts]
         return Problem(
             prompt=render_prompt(prompt_parts, variant),
             target=render_target(type, a, b, answer, spec.answer_style),
@@ -515,6 +525,12 @@ def _solve(type: str, a: int, b: int, swapped: bool) -> tuple[int, list[str]]:
     if type == "b_over_x":
         return x, [str(a), "/", "x", str(a // b)]
     raise ValueError(f"unknown arithmetic type {type!r}; valid types: {TYPES}")
+
+
+def _with_leading_zeros(part: str, zeros: int) -> str:
+    """A number of the prompt with `zeros` zeros before its digits (after a minus sign); other parts unchanged."""
+    digits = part.removeprefix("-")
+    return part if not digits.isdigit() else part[: len(part) - len(digits)] + "0" * zeros + digits
 
 
 _VARIANTS_DIRECT = ("spaced",)
