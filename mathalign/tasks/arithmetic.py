@@ -39,6 +39,7 @@ from .base import (
     Problem,
     Task,
     barrier,
+    check_probabilities,
     last_integer,
     last_match,
     option,
@@ -136,10 +137,7 @@ class ArithmeticSpec:
             raise ValueError(f"types needs finite weights >= 0 and at least one positive weight, got {self.types!r}")
         if self.answer_style not in ANSWER_STYLES:
             raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {self.answer_style!r}")
-        for name in ("spacing_variants", "surface_variants"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} is a probability in [0, 1], got {value!r}")
+        check_probabilities(self, "spacing_variants", "surface_variants")
         if self.operand_draw not in OPERAND_DRAWS:
             raise ValueError(f"operand_draw must be one of {OPERAND_DRAWS}, got {self.operand_draw!r}")
         if isinstance(self.leading_zeros, bool) or not isinstance(self.leading_zeros, int) or not (

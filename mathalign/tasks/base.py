@@ -152,6 +152,14 @@ def build_spec(spec_class, kwargs: dict, family: str):
     return spec_class(**kwargs)
 
 
+def check_probabilities(spec, *names: str) -> None:
+    """Refuse a spec whose fields `names` are not probabilities: numbers (not bools) in [0, 1]."""
+    for name in names:
+        value = getattr(spec, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} is a probability in [0, 1], got {value!r}")
+
+
 def parse_weights(name: str, value):
     """`["a_plus_b=2", "a_minus_b=1"]` (command-line style) -> `{"a_plus_b": 2.0, "a_minus_b": 1.0}`; plain lists and
     dicts pass through."""

@@ -28,6 +28,7 @@ from .base import (
     Problem,
     Task,
     barrier,
+    check_probabilities,
     canonical_number,
     last_match,
     option,
@@ -123,9 +124,7 @@ class ExpressionsSpec:
         if not _is_int(self.max_abs_value) or self.max_abs_value < max(abs(n) for n in self.num_range):
             raise ValueError(
                 f"max_abs_value must be an integer >= every number in num_range, got {self.max_abs_value!r}")
-        if (isinstance(self.surface_variants, bool) or not isinstance(self.surface_variants, (int, float))
-                or not 0.0 <= self.surface_variants <= 1.0):
-            raise ValueError(f"surface_variants is a probability in [0, 1], got {self.surface_variants!r}")
+        check_probabilities(self, "surface_variants")
         if self.max_abs_value > MAX_ABS_VALUE_LIMIT:
             raise ValueError(f"max_abs_value must be at most 10**18 (answers longer than that are not read), got "
                              f"{self.max_abs_value!r}")
