@@ -73,7 +73,7 @@ def split_specs(split: str, specs: dict[str, Any]) -> dict[str, list]:
     `surface_variants` and `leading_zeros` are training data augmentation: a held-out split draws with them off, so
     `test` holds the canonical forms and the surface splits the others."""
     if split != "train":
-        specs = {family: _without_surface_variants(spec) for family, spec in specs.items()}
+        specs = {family: _without_augmentations(spec) for family, spec in specs.items()}
     if split == "test_ood":
         return {family: spec.ood_specs() for family, spec in specs.items()}
     if split in UNIFORM_SPLITS:
@@ -81,7 +81,7 @@ def split_specs(split: str, specs: dict[str, Any]) -> dict[str, list]:
     return {family: [spec] for family, spec in specs.items()}
 
 
-def _without_surface_variants(spec):
+def _without_augmentations(spec):
     """The spec without its training-only augmentations (`surface_variants`, arithmetic's `leading_zeros`)."""
     off = {name: 0 for name in ("surface_variants", "leading_zeros") if getattr(spec, name, 0)}
     return dataclasses.replace(spec, **off) if off else spec

@@ -137,12 +137,9 @@ def type_difficulty_accuracy(metrics: dict) -> dict[str, dict[str, tuple[float, 
                     counts.setdefault(key, {}).setdefault(d, 0)
                     hits[key][d] += a * n
                     counts[key][d] += n
-    table = {t: {d: (hits[t][d] / counts[t][d], counts[t][d]) for d in _numeric_order(per) if counts[t][d]}
-             for t, per in counts.items() if t != "all"}
-    if "all" in counts:
-        table["all"] = {d: (hits["all"][d] / counts["all"][d], counts["all"][d])
-                        for d in _numeric_order(counts["all"]) if counts["all"][d]}
-    return table
+    order = [t for t in counts if t != "all"] + (["all"] if "all" in counts else [])  # `all` last
+    return {t: {d: (hits[t][d] / counts[t][d], counts[t][d]) for d in _numeric_order(counts[t]) if counts[t][d]}
+            for t in order}
 
 
 def _difficulties(table: dict[str, dict]) -> list[str]:
