@@ -197,14 +197,18 @@ def read_results(eval_dir: Path, stages: list[str]) -> dict[str, "np.ndarray"]:
 
 def split_type_accuracies(metrics: dict) -> dict[str, dict[str, float]]:
     """{split: {type: accuracy, ..., "all": accuracy}} from an `evaluate_model` result."""
-    splits = metrics.get("splits") or {metrics.get("split", "test"): metrics}
-    return {split: {**m.get("accuracy_per_type", {}), "all": m["accuracy"]} for split, m in splits.items()}
+    from mathalign.report import split_metrics
+
+    return {split: {**m.get("accuracy_per_type", {}), "all": m["accuracy"]}
+            for split, m in split_metrics(metrics).items()}
 
 
 def split_type_counts(metrics: dict) -> dict[str, dict[str, int]]:
     """{split: {type: problems, ..., "all": problems}}, the same shape as `split_type_accuracies`."""
-    splits = metrics.get("splits") or {metrics.get("split", "test"): metrics}
-    return {split: {**m.get("count_per_type", {}), "all": m.get("num_samples")} for split, m in splits.items()}
+    from mathalign.report import split_metrics
+
+    return {split: {**m.get("count_per_type", {}), "all": m.get("num_samples")}
+            for split, m in split_metrics(metrics).items()}
 
 
 # --- over seeds --------------------------------------------------------------------------------------------------

@@ -52,9 +52,9 @@ Writes attention_layer_<i>.png (one heatmap per head) and prints the mean attent
 
 
 def _print_metrics(metrics: dict) -> None:
-    from .report import split_type_text
+    from .report import split_metrics, split_type_text
 
-    splits = metrics.get("splits") or {metrics.get("split", "test"): metrics}
+    splits = split_metrics(metrics)
     width = max(10, *(len(name) for name in splits))
     print(f"{'split':<{width}} {'problems':>8} {'accuracy':>9} {'parsed':>8} {'avg len':>8} {'problems/s':>11}")
     for name, m in splits.items():

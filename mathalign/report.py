@@ -46,7 +46,7 @@ def _save(fig: Figure, out_png) -> Path:
     return out_png
 
 
-def _splits(metrics: dict) -> dict[str, dict]:
+def split_metrics(metrics: dict) -> dict[str, dict]:
     """{split: metrics} from an `evaluate_model` result, or a single split's metrics."""
     return metrics.get("splits") or {metrics.get("split", "test"): metrics}
 
@@ -70,7 +70,7 @@ def _numeric_order(keys: Iterable[str]) -> list[str]:
 def split_type_table(metrics: dict) -> tuple[list[str], list[tuple[str, list[float | None], list[int | None]]]]:
     """(splits, rows): a row per problem type then an `all` row, each with one accuracy (None where the split has
     no such problem) and one count per split."""
-    splits = _splits(metrics)
+    splits = split_metrics(metrics)
     types: list[str] = []
     for m in splits.values():
         types += [t for t in m.get("accuracy_per_type", {}) if t not in types]
@@ -90,7 +90,7 @@ def split_type_text(metrics: dict, title: str = "accuracy per type and split") -
         lines.append(f"{label:<{first}}  " + "  ".join(f"{_pct(v):>{w}}" for v, w in zip(values, widths)))
     lines.append(f"{'problems':<{first}}  " + "  ".join(f"{n if n is not None else '-':>{w}}"
                                                         for n, w in zip(rows[-1][2], widths)))
-    for split, m in _splits(metrics).items():  # surface forms: which ways of writing a problem the model reads
+    for split, m in split_metrics(metrics).items():  # surface forms: which ways of writing a problem the model reads
         per_form = m.get("accuracy_per_form") or {}
         if len(per_form) > 1:
             lines.append(f"accuracy per form ({split}): " + ", ".join(f"{f} {_pct(a)}" for f, a in per_form.items()))
@@ -112,7 +112,7 @@ def split_type_markdown(metrics: dict) -> list[str]:
 
 def difficulty_label(metrics: dict) -> str:
     """What the `difficulty` column counts, from the families evaluated."""
-    tasks = {t for m in _splits(metrics).values() for t in m.get("accuracy_per_task", {})}
+    tasks = {t for m in split_metrics(metrics).values() for t in m.get("accuracy_per_task", {})}
     if tasks == {"arithmetic"}:
         return "operand digits"
     if tasks == {"expressions"}:
@@ -127,7 +127,7 @@ def type_difficulty_accuracy(metrics: dict) -> dict[str, dict[str, tuple[float, 
     `test` and the longer ones of `test_ood` lie on one axis), plus an `all` entry over every type."""
     hits: dict[str, dict[str, float]] = {}
     counts: dict[str, dict[str, int]] = {}
-    for m in _splits(metrics).values():
+    for m in split_metrics(metrics).values():
         accuracy, count = m.get("accuracy_per_type_and_difficulty") or {}, m.get("count_per_type_and_difficulty") or {}
         for t, per in accuracy.items():
             for d, a in per.items():
@@ -191,10 +191,10 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, list[float | None]], 
 
 def plot_accuracy_per_type(metrics: dict, out_png, title: str | None = None) -> Path:
     """Bar chart of accuracy per problem type (bars per split: in-distribution next to out-of-distribution)."""
-    splits = _splits(metrics)
+    splits = split_metrics(metrics)
     types: list[str] = []
-    for split_metrics in splits.values():
-        types += [t for t in split_metrics.get("accuracy_per_type", {}) if t not in types]
+    for m in splits.values():
+        types += [t for t in m.get("accuracy_per_type", {}) if t not in types]
     groups = ["all", *types]
     series = {
         split: [m["accuracy"]] + [m.get("accuracy_per_type", {}).get(t) for t in types] for split, m in splits.items()
@@ -215,12 +215,12 @@ def plot_accuracy_per_difficulty(metrics: dict, out_png) -> Path:
     """Accuracy against difficulty (digits per operand, expression depth, ...), a line per split."""
     fig = Figure(figsize=(6, 3.8))
     ax = fig.add_subplot()
-    for s, (split, m) in enumerate(_splits(metrics).items()):
+    for s, (split, m) in enumerate(split_metrics(metrics).items()):
         per = m.get("accuracy_per_difficulty", {})
         keys = _numeric_order(per)
         ax.plot(keys, [100 * per[k] for k in keys], marker="o", label=split, color=COLORS[s % len(COLORS)])
     _style(ax, "Accuracy per difficulty", difficulty_label(metrics), "exact-match accuracy", percent=True)
-    if len(_splits(metrics)) > 1:
+    if len(split_metrics(metrics)) > 1:
         ax.legend(frameon=False)
     return _save(fig, out_png)
 
@@ -233,7 +233,7 @@ def plot_accuracy_vs_length(metrics: dict, out_png, title: str | None = None) ->
     keys = _difficulties(table)
     if len(keys) < 2:
         return None
-    splits = _splits(metrics)
+    splits = split_metrics(metrics)
     in_test = {d for per in (splits.get("test", {}).get("accuracy_per_type_and_difficulty") or {}).values()
                for d in per}
     types = [t for t in table if t != "all"]
@@ -272,7 +272,7 @@ def plot_accuracy_vs_length(metrics: dict, out_png, title: str | None = None) ->
 
 def markdown_report(metrics: dict, samples: list[dict], plots: Iterable[str] = ()) -> str:
     """The Markdown summary: headline numbers per split, a per-type table, per-difficulty table, failures."""
-    splits = _splits(metrics)
+    splits = split_metrics(metrics)
     lines = [f"# Evaluation of `{metrics.get('model', 'model')}`", ""]
     lines += [f"Dataset: `{metrics.get('dataset', '?')}`.", ""]
     lines += ["| split | problems | accuracy | parse rate | avg. generation length (tokens) | problems/s |"]
@@ -353,9 +353,9 @@ def write_report(metrics: dict, samples: list[dict], out_dir, trainer_state=None
     with files["samples"].open("w") as f:
         for sample in samples:
             f.write(json.dumps(sample, ensure_ascii=False) + "\n")
-    if any(m.get("accuracy_per_type") for m in _splits(metrics).values()):
+    if any(m.get("accuracy_per_type") for m in split_metrics(metrics).values()):
         files["accuracy_per_type"] = plot_accuracy_per_type(metrics, out_dir / "accuracy_per_type.png")
-    if any(len(m.get("accuracy_per_difficulty", {})) > 1 for m in _splits(metrics).values()):
+    if any(len(m.get("accuracy_per_difficulty", {})) > 1 for m in split_metrics(metrics).values()):
         files["accuracy_per_difficulty"] = plot_accuracy_per_difficulty(metrics, out_dir / "accuracy_per_difficulty.png")
     length = plot_accuracy_vs_length(metrics, out_dir / "accuracy_vs_length.png")
     if length is not None:
@@ -520,7 +520,7 @@ def stage_comparison_markdown(stage_metrics: dict[str, dict], length_plot: str |
             cells.append(f"**{text}**" if best is not None and v == best else text)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     final, last = stages[-1], stage_metrics[stages[-1]]
-    if last.get("accuracy_per_type") and len(_splits(last)) > 1:  # (one split: the rows above say it all)
+    if last.get("accuracy_per_type") and len(split_metrics(last)) > 1:  # (one split: the rows above say it all)
         lines += ["", f"## {final} (final stage): accuracy per type and split", ""] + split_type_markdown(last)
     by_length = type_difficulty_markdown(last)
     if by_length:
@@ -580,7 +580,7 @@ def write_stage_comparison(stage_metrics: dict[str, dict], out_dir) -> dict[str,
             "avg_generation_length": m.get("avg_generation_length"),
             "accuracy_ood": _ood(m),
             "accuracy_per_type": m.get("accuracy_per_type", {}),
-            "splits": {split: {k: sm[k] for k in split_keys if k in sm} for split, sm in _splits(m).items()},
+            "splits": {split: {k: sm[k] for k in split_keys if k in sm} for split, sm in split_metrics(m).items()},
             "model": m.get("model"),
         }
         for stage, m in stage_metrics.items()
@@ -600,6 +600,7 @@ __all__ = [
     "plot_accuracy_vs_length",
     "plot_stage_comparison",
     "plot_training_curves",
+    "split_metrics",
     "split_type_markdown",
     "split_type_table",
     "split_type_text",

@@ -10,8 +10,8 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from mathalign.attention import AttentionEntropyCallback, attention_entropy, attention_weights
 from mathalign.cli import main as cli_main
 from mathalign.evaluation import evaluate_model, generate_batched, load_eval_dataset, load_metric, resolve_splits
-from mathalign.report import (plot_accuracy_vs_length, plot_training_curves, split_type_text, training_curves,
-                              write_report, write_stage_comparison)
+from mathalign.report import (plot_accuracy_vs_length, plot_training_curves, split_metrics, split_type_text,
+                              training_curves, write_report, write_stage_comparison)
 from mathalign.tasks import get_task
 
 from conftest import make_tiny_model
@@ -413,6 +413,14 @@ def test_split_type_table_marks_missing_cells():
         "all       100.0%         50.0%",
         "problems       4             4",
     ]
+
+
+def test_split_metrics_reads_every_shape_of_result():
+    both = {"split": "test", **_metrics(1.0), "splits": {"test": _metrics(1.0), "test_ood": _metrics(0.5)}}
+    assert list(split_metrics(both)) == ["test", "test_ood"] and split_metrics(both)["test_ood"]["accuracy"] == 0.5
+    one = {"split": "validation", **_metrics(0.25)}  # a single split's metrics, named by its `split`
+    assert split_metrics(one) == {"validation": one}
+    assert list(split_metrics(_metrics(0.25))) == ["test"]  # unnamed: `test`
 
 
 def test_training_curves_from_trainer_state(tmp_path):
