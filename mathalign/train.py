@@ -135,7 +135,8 @@ def build_model(script_args, model_args, training_args, tokenizer):
         options = dict(script_args.mathgpt_config or {})
         options.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-        if options.get("abacus_embeddings") and options.get("digit_token_ids") is None:
+        uses_abacus = options.get("abacus_embeddings") or options.get("abacus_rope_heads")
+        if uses_abacus and options.get("digit_token_ids") is None:
             options["digit_token_ids"] = digit_token_ids(tokenizer)  # Abacus counts digit runs with these
         if isinstance(options.get("abacus_prompt_end_token_ids"), str):  # `"?"`: every token holding that text
             options["abacus_prompt_end_token_ids"] = token_ids_containing(tokenizer, options[

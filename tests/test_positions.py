@@ -28,6 +28,10 @@ SCHEMES = {
     "abacus+rope": dict(position_embedding_type="rope", abacus_embeddings=True),
     # the prompt's numbers counted from their units digit (up to the token holding `?`)
     "abacus-units+nope": dict(position_embedding_type="nope", abacus_embeddings=True, abacus_prompt_end_token_ids="?"),
+    # position coupling: every head rotates by place value (the prompt's from the units), no table
+    "coupled-units+nope": dict(position_embedding_type="nope", abacus_rope_heads=4, abacus_prompt_end_token_ids="?"),
+    # two heads by place within a number, two by sequence position, and the Abacus table as well
+    "coupled+rope": dict(position_embedding_type="rope", abacus_rope_heads=2, abacus_embeddings=True),
 }
 
 
@@ -39,7 +43,7 @@ def merged_tokenizer():
 
 def make_model(tokenizer, scheme: str, seed: int = 0, **overrides):
     options = dict(SCHEMES[scheme], **overrides)
-    if options.get("abacus_embeddings"):
+    if options.get("abacus_embeddings") or options.get("abacus_rope_heads"):
         options.setdefault("digit_token_ids", digit_token_ids(tokenizer))
     if isinstance(options.get("abacus_prompt_end_token_ids"), str):
         options["abacus_prompt_end_token_ids"] = token_ids_containing(tokenizer, options["abacus_prompt_end_token_ids"])
@@ -189,6 +193,8 @@ def test_digits_beyond_the_abacus_table_raise_a_clear_error(tiny_tokenizer):
         ({"abacus_max_offset": -1}, "`abacus_max_offset` must be >= 0"),  # an offset range
         ({"digit_token_ids": "0123456789"}, "'digit_token_ids'"),  # ids, not the digits themselves
         ({"abacus_prompt_end_token_ids": [5]}, "needs `abacus_embeddings=True`"),  # changes nothing without Abacus
+        ({"abacus_rope_heads": 2}, "`abacus_rope_heads` needs `digit_token_ids`"),  # place values need the digits
+        ({"abacus_rope_heads": 5, "hidden_size": 64}, "must be in \\[0, num_attention_heads=4\\]"),  # 4 heads
     ],
 )
 def test_bad_position_configs_are_refused(overrides, message):
@@ -215,7 +221,9 @@ def test_round_trip_keeps_the_keys_and_the_logits(tiny_tokenizer, scheme, tmp_pa
     assert saved["position_embedding_type"] == SCHEMES[scheme]["position_embedding_type"]
     if model.config.abacus_embeddings:
         assert (saved["abacus_embeddings"], saved["abacus_max_offset"]) == (True, 7)
+    if model.config.uses_abacus_index:
         assert saved["digit_token_ids"] == digit_token_ids(tiny_tokenizer)
+        assert saved.get("abacus_rope_heads", 0) == SCHEMES[scheme].get("abacus_rope_heads", 0)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     assert reloaded.config.to_diff_dict() == model.config.to_diff_dict()
     ids = tiny_tokenizer(["x=12345+678, 9"], return_tensors="pt").input_ids
@@ -241,7 +249,7 @@ def test_greedy_generation_with_cache_equals_without(tiny_tokenizer, scheme):
                        model.generate(**batch, use_cache=False, **beams))
 
 
-@pytest.mark.parametrize("scheme", ["abacus+nope", "abacus+rope"])
+@pytest.mark.parametrize("scheme", ["abacus+nope", "abacus+rope", "coupled+rope"])
 def test_a_hand_driven_cache_continues_the_digit_run(tiny_tokenizer, scheme):
     # Without generate: feed a number in pieces with the cache, as a user's own decoding loop would.
     model = make_model(tiny_tokenizer, scheme).eval()
@@ -290,6 +298,20 @@ def test_nope_ignores_positions_entirely(tiny_tokenizer):
                                model(ids).logits, rtol=0, atol=0)
 
 
+def test_coupled_heads_see_place_values_relative_to_each_other(tiny_tokenizer):
+    # Rotary by Abacus index: shifting every token's index by the same amount changes nothing (relative), while
+    # moving the digits' places relative to the rest does (the heads read them).
+    model = make_model(tiny_tokenizer, "coupled-units+nope").eval()
+    assert not hasattr(model.model, "embed_abacus")  # no table: place values reach the model as rotations only
+    ids = torch.tensor([tiny_tokenizer("382+49=? 1").input_ids])
+    config = model.config
+    index = abacus_index(ids, config.digit_token_ids, prompt_end_token_ids=config.abacus_prompt_end_token_ids)
+    assert index.max() == 3
+    logits = model(ids, abacus_ids=index).logits
+    torch.testing.assert_close(model(ids, abacus_ids=index + 9).logits, logits, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(model(ids, abacus_ids=index * 2).logits, logits, rtol=1e-5, atol=1e-6)
+
+
 def test_remote_code_runs_an_abacus_checkpoint_without_mathalign(tiny_tokenizer, tmp_path):
     model = make_model(tiny_tokenizer, "abacus+nope").eval()
     model.save_pretrained(tmp_path)
@@ -331,6 +353,11 @@ def test_build_model_fills_digit_token_ids_unless_given(merged_tokenizer, given)
                         None, merged_tokenizer)  # `"?"`: every token holding it
     assert units.config.abacus_prompt_end_token_ids == token_ids_containing(merged_tokenizer, "?")
     assert {merged_tokenizer.decode([i]) for i in units.config.abacus_prompt_end_token_ids} >= {"=?"}
+    coupled_options = {**options, "abacus_embeddings": False, "abacus_rope_heads": 2}
+    coupled = build_model(SimpleNamespace(mathgpt_config=coupled_options),
+                          SimpleNamespace(model_name_or_path=None, load_in_4bit=False, load_in_8bit=False),
+                          None, merged_tokenizer)  # rotary by place needs the digits as well
+    assert coupled.config.digit_token_ids == (given or digit_token_ids(merged_tokenizer))
     # Without Abacus nothing is added: the config.json stays as before.
     options.pop("abacus_embeddings")
     plain = build_model(SimpleNamespace(mathgpt_config=options),

@@ -76,6 +76,10 @@ class MathGPTConfig(PreTrainedConfig):
       seen in training are trained too. `abacus_prompt_end_token_ids` (the tokens holding `?`: a recipe's
       `mathgpt_config` may give the text `"?"`) makes the prompt's numbers count from their units digit instead,
       lining them up by place value with an answer written units first.
+    - `abacus_rope_heads=N` gives the Abacus indices to the first N heads as their rotary positions instead
+      (position coupling, Cho et al. 2024): a digit meets the digits of the place above its own at the same rotary
+      distance whatever the numbers' lengths, with no table row to train per place. The other heads keep
+      `position_embedding_type`. It works with or without `abacus_embeddings` and needs `digit_token_ids` too.
 
     ```yaml
     mathgpt_config: {position_embedding_type: nope, abacus_embeddings: true}  # the paper's Abacus + NoPE
@@ -105,6 +109,9 @@ class MathGPTConfig(PreTrainedConfig):
     # place value with an answer written units first. None: every number counts from its first digit (the paper's
     # layout, which reverses the operands in the text instead).
     abacus_prompt_end_token_ids: list[int] | None = None
+    # Heads whose rotary positions are the Abacus indices instead of sequence positions (position coupling, Cho et
+    # al. 2024): a query meets the digits one place above its own at the same rotary distance, whatever the length.
+    abacus_rope_heads: int = 0
     norm_type: Literal[NORM_TYPES] = "layernorm"  # LayerNorm as nanoGPT, or RMSNorm
     layer_norm_eps: float | int = 1e-5  # epsilon of either norm
     bias: bool = False  # biases in Linear and LayerNorm layers (nanoGPT's `bias`)
@@ -123,7 +130,8 @@ class MathGPTConfig(PreTrainedConfig):
 
     # Written to config.json only when abacus_embeddings is on: a checkpoint without them keeps the config.json that
     # older releases (and their shipped code) read, key for key.
-    _ABACUS_KEYS = ("abacus_embeddings", "abacus_max_offset", "digit_token_ids", "abacus_prompt_end_token_ids")
+    _ABACUS_KEYS = ("abacus_embeddings", "abacus_max_offset", "digit_token_ids", "abacus_prompt_end_token_ids",
+                    "abacus_rope_heads")
 
     def __post_init__(self, **kwargs):
         if self.intermediate_size is None:
@@ -141,13 +149,18 @@ class MathGPTConfig(PreTrainedConfig):
         return self.num_attention_heads
 
     @property
+    def uses_abacus_index(self) -> bool:
+        """Whether the model reads Abacus digit positions: as a learned table, as rotary positions, or both."""
+        return self.abacus_embeddings or self.abacus_rope_heads > 0
+
+    @property
     def abacus_table_size(self) -> int:
         """Rows of the Abacus table: index 0 (not a digit), then runs as long as a whole sequence, plus the offset."""
         return self.max_position_embeddings + self.abacus_max_offset + 1
 
     def to_diff_dict(self) -> dict:
         diff = super().to_diff_dict()
-        if not self.abacus_embeddings:
+        if not self.uses_abacus_index:
             defaults = {f.name: f.default for f in dataclasses.fields(self)}
             for key in self._ABACUS_KEYS:
                 if key in diff and diff[key] == defaults[key]:
@@ -165,7 +178,7 @@ class MathGPTConfig(PreTrainedConfig):
                 f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
                 f"({self.num_attention_heads}); e.g. hidden_size={self.num_attention_heads * 32}."
             )
-        if self.position_embedding_type == "rope" and self.head_dim % 2:
+        if (self.position_embedding_type == "rope" or self.abacus_rope_heads) and self.head_dim % 2:
             raise ValueError(
                 f"rotary embeddings need an even head_dim (`hidden_size` / `num_attention_heads`), got "
                 f"{self.hidden_size} / {self.num_attention_heads} = {self.head_dim}."
@@ -178,9 +191,13 @@ class MathGPTConfig(PreTrainedConfig):
         """Part of `@strict` validation: the digit ids Abacus embeddings index by, and the training offset."""
         if self.abacus_max_offset < 0:
             raise ValueError(f"`abacus_max_offset` must be >= 0, got {self.abacus_max_offset!r}.")
-        if self.abacus_embeddings and not self.digit_token_ids:
+        if not 0 <= self.abacus_rope_heads <= self.num_attention_heads:
+            raise ValueError(f"`abacus_rope_heads` must be in [0, num_attention_heads={self.num_attention_heads}], "
+                             f"got {self.abacus_rope_heads!r}.")
+        if self.uses_abacus_index and not self.digit_token_ids:
+            key = "abacus_embeddings" if self.abacus_embeddings else "abacus_rope_heads"
             raise ValueError(
-                "`abacus_embeddings` needs `digit_token_ids`, the ids of the tokenizer's digit tokens: pass "
+                f"`{key}` needs `digit_token_ids`, the ids of the tokenizer's digit tokens: pass "
                 "`digit_token_ids=mathalign.tokenizer.digit_token_ids(tokenizer)` (a recipe's `mathgpt_config` "
                 "fills them in from its tokenizer)."
             )
@@ -188,9 +205,9 @@ class MathGPTConfig(PreTrainedConfig):
             outside = [i for i in getattr(self, key) or () if not 0 <= i < self.vocab_size]
             if outside:
                 raise ValueError(f"`{key}` must be token ids below vocab_size={self.vocab_size}, got {outside}.")
-        if self.abacus_prompt_end_token_ids and not self.abacus_embeddings:
+        if self.abacus_prompt_end_token_ids and not self.uses_abacus_index:
             raise ValueError("`abacus_prompt_end_token_ids` changes how Abacus positions count: it needs "
-                             "`abacus_embeddings=True`.")
+                             "`abacus_embeddings=True` or `abacus_rope_heads`.")
 
     def validate_dropout(self):
         """Part of `@strict` validation: dropout rates are probabilities below one."""

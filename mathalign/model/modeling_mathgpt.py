@@ -8,7 +8,8 @@ What differs from a vanilla GPT-2 / nanoGPT block, and why:
 - Optional Abacus digit positions (`abacus_embeddings`, McLeish et al. 2024): each token's place in its run of digits
   indexes a learned table added to the token embeddings, with a random per-example offset in training. The index is
   computed from input_ids, restarts where packed examples do, and continues a run across KV-cache steps
-  (`generate` recomputes it from the whole sequence, see `prepare_inputs_for_generation`).
+  (`generate` recomputes it from the whole sequence, see `prepare_inputs_for_generation`). `abacus_rope_heads`
+  heads use the same index as their rotary position instead (position coupling).
 - Attention goes through transformers' attention interface (sdpa by default, eager for `output_attentions`), masks
   come from `create_causal_mask`, which honours left padding, the KV cache and packed sequences given by
   `position_ids`, so padding-free training batches never attend across examples.
@@ -83,7 +84,8 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary_pos_emb(q, k, cos, sin):
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, T, head_dim): broadcast over heads
+    if cos.dim() == 3:  # (B, T, head_dim): the same positions for every head
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, T, head_dim)
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
@@ -340,7 +342,7 @@ class MathGPTModel(MathGPTPreTrainedModel):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         if config.position_embedding_type == "learned":
             self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        elif config.position_embedding_type == "rope":
+        if config.position_embedding_type == "rope" or config.abacus_rope_heads:
             self.rotary_emb = MathGPTRotaryEmbedding(config)
         # "nope": no position module at all
         if config.abacus_embeddings:
@@ -413,9 +415,12 @@ class MathGPTModel(MathGPTPreTrainedModel):
             hidden_states = hidden_states + self.embed_positions(position_ids)
         elif self.config.position_embedding_type == "rope":
             position_embeddings = self.rotary_emb(hidden_states, position_ids)
-        if self.config.abacus_embeddings:
+        if self.config.uses_abacus_index:
             abacus_ids = self.digit_positions(input_ids, abacus_ids, caller_position_ids, past_key_values)
+        if self.config.abacus_embeddings:
             hidden_states = hidden_states + self.embed_abacus(abacus_ids)
+        if self.config.abacus_rope_heads:
+            position_embeddings = self.coupled_rotary(hidden_states, abacus_ids, position_embeddings)
         hidden_states = self.embd_dropout(hidden_states)
 
         for layer in self.layers:
@@ -432,6 +437,19 @@ class MathGPTModel(MathGPTPreTrainedModel):
         return BaseModelOutputWithPast(
             last_hidden_state=hidden_states, past_key_values=past_key_values if use_cache else None
         )
+
+    def coupled_rotary(self, hidden_states, abacus_ids, sequence_rotary) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-head cos/sin (B, H, T, head_dim): the first `abacus_rope_heads` heads rotate by Abacus index, the rest
+        by sequence position (rope) or not at all (learned, nope: cos 1, sin 0)."""
+        batch, length = hidden_states.shape[:2]
+        abacus_cos, abacus_sin = self.rotary_emb(hidden_states, abacus_ids.expand(batch, length))
+        if sequence_rotary is None:
+            sequence_rotary = (torch.ones_like(abacus_cos), torch.zeros_like(abacus_sin))
+        heads = self.config.abacus_rope_heads
+        rest = self.config.num_attention_heads - heads
+        return tuple(torch.cat([by_digit.unsqueeze(1).expand(-1, heads, -1, -1),
+                                by_sequence.expand(batch, length, -1).unsqueeze(1).expand(-1, rest, -1, -1)], dim=1)
+                     for by_digit, by_sequence in zip((abacus_cos, abacus_sin), sequence_rotary))
 
     def digit_positions(self, input_ids, abacus_ids, position_ids, past_key_values) -> torch.Tensor:
         """The Abacus index of every input token (see `abacus_index`), with the training offset, checked in range.
@@ -519,7 +537,7 @@ class MathGPTForCausalLM(MathGPTPreTrainedModel, GenerationMixin):
     def prepare_inputs_for_generation(self, input_ids, **kwargs):
         model_inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
         step_ids = model_inputs.get("input_ids")
-        if self.config.abacus_embeddings and step_ids is not None:
+        if self.config.uses_abacus_index and step_ids is not None:
             # Abacus indices of this step's tokens, read off the whole sequence so far: a number the prompt or the
             # previous steps began goes on counting. The ids are the record generate keeps right through beam
             # reordering, cache cropping and copying, so nothing else needs to.
