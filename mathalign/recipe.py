@@ -69,6 +69,12 @@ class MathAlignArguments:
         metadata={"help": "A newly trained tokenizer keeps the space before a number with its first digit (` 17` -> "
                           "` 1`, `7`): 19% fewer tokens on the expressions task, and ` -7` tokenises unlike ` - 7`."},
     )
+    tokenizer_prompt_normalizer: str | None = field(
+        default=None,
+        metadata={"help": "A task family (`arithmetic`) whose prompt rewrites a newly trained tokenizer applies as its "
+                          "normalizer, saved in tokenizer.json: every user of the model then gets `3 + 4 = ?` read "
+                          "as `3+4=?` through plain `AutoTokenizer`."},
+    )
     mathgpt_config: dict | str | None = field(
         default=None,
         metadata={"help": "MathGPTConfig keyword arguments for a model trained from scratch (when "
@@ -344,6 +350,21 @@ def check_values(script_args, training_args, where: str, cli_keys: set[str] = fr
             test, what = rule
             if not test(value):
                 raise RecipeError(f"{f.name} {source} must be {what}, got {value!r}.")
+    prompt_rewrites(getattr(script_args, "tokenizer_prompt_normalizer", None))
+
+
+def prompt_rewrites(family: str | None) -> tuple[tuple[str, str], ...]:
+    """The `tokenizer_rewrites` of the family a recipe's `tokenizer_prompt_normalizer` names (none for None); a
+    family without any is refused with the ones that have them."""
+    from .tasks import TASKS
+
+    if family is None:
+        return ()
+    with_rewrites = sorted(name for name, task in TASKS.items() if task.tokenizer_rewrites)
+    if family not in with_rewrites:
+        raise RecipeError(f"tokenizer_prompt_normalizer: {family!r} has no prompt rewrites; use one of "
+                          f"{with_rewrites} or leave it unset.")
+    return TASKS[family].tokenizer_rewrites
 
 
 # Keys never written to a run's recipe.yaml: the file is published with the model card.

@@ -8,7 +8,9 @@ Why these choices:
   expressions), the space stops being the most frequent token (ambiguous for a model that copies by looking back at
   the previous token), and a negative number (` -7`: ` -`, `7`) no longer tokenises like a minus followed by a
   number (` - 7`: ` -`, ` 7`).
-- Byte-level pre-tokenisation and decoding make `decode(encode(text)) == text` for any string, spaces included.
+- Byte-level pre-tokenisation and decoding make `decode(encode(text)) == text` for any string, spaces included,
+  unless `rewrites` are given: a normalizer (saved in tokenizer.json, so `AutoTokenizer` applies it for every user)
+  then rewrites the text before it is split, e.g. arithmetic's spacing (`3 + 4 = ?` encodes as `3+4=?`).
 - `<pad>` differs from `<eos>`: if they were the same, completion-only SFT would mask the real end of sequence and
   the model would never learn to stop.
 - Nothing is added automatically (no BOS), like Qwen: prompts and completions tokenise the same alone or joined.
@@ -17,7 +19,9 @@ Why these choices:
 import re
 from collections.abc import Iterable
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from collections.abc import Sequence
+
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -39,8 +43,12 @@ CHAT_TEMPLATE = (
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # the byte alphabet plus the special tokens
 
 
-def _byte_level_bpe(vocab_size: int, merge_number_spaces: bool = False) -> tuple[Tokenizer, trainers.BpeTrainer]:
+def _byte_level_bpe(vocab_size: int, merge_number_spaces: bool = False,
+                    rewrites: Sequence[tuple[str, str]] = ()) -> tuple[Tokenizer, trainers.BpeTrainer]:
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    if rewrites:
+        tokenizer.normalizer = normalizers.Sequence([normalizers.Replace(Regex(pattern), replacement)
+                                                     for pattern, replacement in rewrites])
     # Digits first: each digit becomes its own piece, so no merge can ever span two digits. The regex variant keeps
     # one space in front of a digit in the same piece, so BPE can learn ` 1` ... ` 9` as tokens.
     digits = (
@@ -84,7 +92,8 @@ def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = 256) -> PreTrai
 
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int = 512, model_max_length: int = 256, merge_number_spaces: bool = False
+    texts: Iterable[str], vocab_size: int = 512, model_max_length: int = 256, merge_number_spaces: bool = False,
+    rewrites: Sequence[tuple[str, str]] = (),
 ) -> PreTrainedTokenizerFast:
     """Train a digit-preserving byte-level BPE on `texts` and return it as a `PreTrainedTokenizerFast`.
 
@@ -93,13 +102,26 @@ def train_tokenizer(
     ['1', '2', '3']
 
     `merge_number_spaces=True` keeps the space before a number with its first digit (see the module docstring).
+    `rewrites`: (regex, replacement) pairs the tokenizer's normalizer applies, in order, to every text it encodes
+    (a task family's `tokenizer_rewrites`):
+
+    >>> from mathalign.tasks import get_task
+    >>> rewrites = get_task("arithmetic").tokenizer_rewrites
+    >>> tok = train_tokenizer(["3+4=? The answer is 7."], vocab_size=300, rewrites=rewrites)
+    >>> tok.decode(tok("3 + 4 = ? The answer is 7.").input_ids)
+    '3+4=? The answer is 7.'
     """
     if not isinstance(vocab_size, int) or vocab_size < MIN_VOCAB_SIZE:
         raise ValueError(
             f"train_tokenizer: vocab_size must be an integer >= {MIN_VOCAB_SIZE} (256 bytes + "
             f"{len(SPECIAL_TOKENS)} special tokens), got {vocab_size!r}."
         )
-    tokenizer, trainer = _byte_level_bpe(vocab_size, merge_number_spaces)
+    try:
+        for pattern, _ in rewrites:
+            re.compile(pattern)
+    except (TypeError, ValueError, re.error) as e:
+        raise ValueError(f"train_tokenizer: `rewrites` must be (regex, replacement) pairs; {e}") from None
+    tokenizer, trainer = _byte_level_bpe(vocab_size, merge_number_spaces, rewrites)
     tokenizer.train_from_iterator(iter(texts), trainer=trainer)
     return wrap_tokenizer(tokenizer, model_max_length=model_max_length)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from .errors import RecipeError, UserError
-from .recipe import parse_recipe, plain_recipe
+from .recipe import parse_recipe, plain_recipe, prompt_rewrites
 from .sources import check_source, from_pretrained, is_local, load_local_dataset
 
 logger = logging.getLogger("mathalign.train")
@@ -119,7 +119,9 @@ def load_or_train_tokenizer(script_args, model_args, training_args, train_datase
             yield from (t for t in train_dataset[column] if isinstance(t, str))
 
     return train_tokenizer(texts(), vocab_size=script_args.tokenizer_vocab_size,
-                           merge_number_spaces=script_args.tokenizer_merge_number_spaces)
+                           merge_number_spaces=script_args.tokenizer_merge_number_spaces,
+                           rewrites=prompt_rewrites(script_args.tokenizer_prompt_normalizer))
+
 
 
 def build_model(script_args, model_args, training_args, tokenizer):

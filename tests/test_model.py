@@ -5,6 +5,7 @@ import importlib.util
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 import mathalign
-from conftest import make_tiny_model
+from conftest import ARITHMETIC_TEXTS, make_tiny_model
 from mathalign.model.configuration_mathgpt import MathGPTConfigError
+from mathalign.tasks import get_task
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -437,3 +439,50 @@ def test_public_api_is_explicit():
     assert mathalign.__all__ == sorted(mathalign.__all__)
     for name in mathalign.__all__:
         assert hasattr(mathalign, name), name
+
+
+# --- a family's prompt rewrites as the tokenizer's normalizer (tokenizer_prompt_normalizer) ----------------------
+
+@pytest.fixture(scope="module")
+def rewriting_tokenizer():
+    rewrites = get_task("arithmetic").tokenizer_rewrites
+    return mathalign.train_tokenizer(ARITHMETIC_TEXTS, vocab_size=300, rewrites=rewrites)
+
+
+def test_every_spacing_of_a_prompt_encodes_as_the_compact_prompt(rewriting_tokenizer):
+    import random
+
+    task = get_task("arithmetic")
+    spec = task.make_spec(surface_variants=1.0)
+    rng = random.Random(0)
+    spaced = 0
+    for problem in (task.generate(rng, spec) for _ in range(300)):
+        compact = re.sub(r"\s", "", problem.prompt)
+        spaced += compact != problem.prompt
+        # A prompt written with any spacing is the same tokens as the compact one, its answer keeps its spaces.
+        assert rewriting_tokenizer(problem.prompt).input_ids == rewriting_tokenizer(compact).input_ids
+        text = problem.prompt + problem.target
+        assert rewriting_tokenizer.decode(rewriting_tokenizer(text).input_ids) == compact + problem.target
+    assert spaced > 100  # the variants did write spaces
+
+
+@pytest.mark.parametrize("typed, reads", [
+    ("72 ÷ 4 = ？", "72/4=?"),  # a phone's operators
+    ("x − 18 = 21 ,  x = ?", "x-18=21,x=?"),
+    ("3 + 4 = ? The answer is 7.", "3+4=? The answer is 7."),  # the answer is not a prompt: spaces kept
+    ("Final Answer: C", "Final Answer: C"),  # text without a `?` is untouched
+])
+def test_the_normalizer_rewrites_prompts_only(rewriting_tokenizer, typed, reads):
+    assert rewriting_tokenizer.decode(rewriting_tokenizer(typed).input_ids) == reads
+
+
+def test_the_normalizer_is_saved_in_tokenizer_json(rewriting_tokenizer, tmp_path):
+    rewriting_tokenizer.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert loaded("4 * x = 72 , x = ?").input_ids == rewriting_tokenizer("4*x=72,x=?").input_ids
+    assert json.loads((tmp_path / "tokenizer.json").read_text())["normalizer"]["type"] == "Sequence"
+
+
+def test_bad_rewrites_are_refused():
+    with pytest.raises(ValueError, match="`rewrites` must be \\(regex, replacement\\) pairs"):
+        mathalign.train_tokenizer(ARITHMETIC_TEXTS, vocab_size=300, rewrites=[("(unclosed", "")])

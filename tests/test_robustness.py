@@ -209,6 +209,7 @@ def test_a_pipeline_file_s_token_and_secret_env_are_not_copied(tmp_path, monkeyp
          "path and not in the Hub cache, and HF_HUB_OFFLINE is set; train the stage that writes it first"),
         ({"model_name_or_path": "tests/no-such-run"}, [], "'tests/no-such-run' does not exist; train the stage"),
         ({"dataset_name": "tests/no-such-data"}, [], "'tests/no-such-data' is neither a data builder"),
+        ({"tokenizer_prompt_normalizer": "gsm8k"}, [], "'gsm8k' has no prompt rewrites; use one of \\['arithmetic'\\]"),
     ],
 )
 def test_nonsense_values_fail_with_one_line_before_any_work(tmp_path, capsys, monkeypatch, keys, overrides, message):

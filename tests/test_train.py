@@ -94,7 +94,7 @@ def test_every_recipe_parses(recipe):
 
 def test_pretrain_from_scratch_trains_a_tokenizer_and_the_loss_falls(tmp_path):
     run = train(tmp_path, "pretrain", max_steps=12, learning_rate=1.0e-2, tokenizer_vocab_size=300,
-                tokenizer_merge_number_spaces=True,
+                tokenizer_merge_number_spaces=True, tokenizer_prompt_normalizer="arithmetic",
                 mathgpt_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4})
     assert (run / "tokenizer.json").exists() and (run / "modeling_mathgpt.py").exists()
     history = losses(run)
@@ -103,6 +103,7 @@ def test_pretrain_from_scratch_trains_a_tokenizer_and_the_loss_falls(tmp_path):
     tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(run)
     assert model.config.vocab_size == len(tokenizer) <= 300  # BPE stops early when the text has no more merges
     assert tokenizer.tokenize(" 17") == ["Ġ1", "7"]  # the recipe's tokenizer_merge_number_spaces
+    assert tokenizer("17 + 2 = ?").input_ids == tokenizer("17+2=?").input_ids  # ...and tokenizer_prompt_normalizer
     assert model.config.use_cache  # training turns the cache off; the saved model generates with it
     assert yaml.safe_load((run / "recipe.yaml").read_text())["stage"] == "pretrain"
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from .base import (
     BARE_EXPRESSION,
+    UNICODE_OPERATOR_CHARS,
     UNICODE_OPERATORS,
     Problem,
     Task,
@@ -373,6 +374,10 @@ class ArithmeticTask(Task):
     # -- reading answers -----------------------------------------------------------------------------------------
 
     answer_cue = "the answer is"
+    # Keyboard and phone operators, then every space inside a prompt: a run of the prompt's characters that ends at
+    # `?` (answers never hold one, so their spaces stay). `3 + 4 = ?` then reads exactly as `3+4=?`.
+    tokenizer_rewrites = (*((re.escape(c), plain) for c, plain in UNICODE_OPERATOR_CHARS.items()),
+                          (r"\s+(?=[\da-z+\-*/=,\s]*\?)", ""))
     format_pattern = _FORMAT
 
     def extract_answer(self, text: str) -> str | None:

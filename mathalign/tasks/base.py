@@ -77,6 +77,11 @@ class Task:
         """Canonical spacing of a prompt a person typed (default: collapse runs of whitespace)."""
         return " ".join(str(text).split())
 
+    # The part of `normalize_prompt` a `tokenizers` normalizer can do, as (regex, replacement) pairs applied in order
+    # to every text the tokenizer encodes (`tokenizer_prompt_normalizer` in a recipe). It is saved in tokenizer.json,
+    # so every user of a model gets it, through plain `AutoTokenizer`. Empty: text is tokenised as written.
+    tokenizer_rewrites: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     # -- the family's surface, asked by rewards, chat and evaluation (none of them re-parses it) ------------------
 
     # The answer cue, lower case, which a formatted completion states exactly once (two answers are no answer), and
@@ -193,7 +198,8 @@ def spec_to_dict(spec) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 # What a person types: the operators a keyboard or a phone may produce, and the shape of a bare expression.
 
-UNICODE_OPERATORS = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "＝": "=", "？": "?"})
+UNICODE_OPERATOR_CHARS = {"×": "*", "÷": "/", "−": "-", "–": "-", "＝": "=", "？": "?"}
+UNICODE_OPERATORS = str.maketrans(UNICODE_OPERATOR_CHARS)
 BARE_EXPRESSION = re.compile(r"[\d\s+\-*/().]+")  # digits, operators and parentheses
 
 
