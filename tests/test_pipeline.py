@@ -198,6 +198,21 @@ def test_the_length_generalization_pipeline_trains_short_and_tests_long():
     assert pipeline["stages"]["pretrain"]["mathgpt_config"]["position_embedding_type"] == "nope"
 
 
+def test_the_any_form_pipeline_trains_a_tokenizer_that_reads_every_spacing_as_one_prompt():
+    from mathalign.pipeline import load_pipeline, stage_recipes
+    from mathalign.recipe import prompt_rewrites
+    from mathalign.tokenizer import train_tokenizer
+
+    path = Path(__file__).resolve().parent.parent / "recipes" / "pipeline_any_form.yaml"
+    pretrain = stage_recipes(load_pipeline(path), Path("runs/x"), str(path))[0]
+    assert pretrain.name == "pretrain"  # the stage that trains the tokenizer, as train.py does from its recipe
+    rewrites = prompt_rewrites(pretrain.recipe["tokenizer_prompt_normalizer"])
+    tokenizer = train_tokenizer(["17*19=? 17*9: 153, Reversed: 323. The answer is 323."], vocab_size=300,
+                                rewrites=rewrites)
+    assert tokenizer("17 * 19 = ?").input_ids == tokenizer("17×19=?").input_ids == tokenizer("17*19=?").input_ids
+    assert tokenizer("x - 18 = 21 , x = ?").input_ids == tokenizer("x-18=21,x=?").input_ids
+
+
 def test_the_expressions_pipeline_trains_on_the_seeds_task():
     from mathalign.pipeline import load_pipeline
 
