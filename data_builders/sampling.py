@@ -13,7 +13,9 @@
   `task.surface_variant` with an RNG of their own: same key, another prompt.
 - Exact mixes: each (family, type) gets its share of every split by largest remainder, so 1,000 rows over the
   nine arithmetic types are 112/111/.../111 rather than a random draw; test_ood deals each type's rows among its
-  operand lengths in turn, so types and lengths are both as even as the sizes allow.
+  operand lengths in turn, so types and lengths are both as even as the sizes allow. A spec with
+  `train_type_weights` (arithmetic's `train_types`) gives train, and the rows a train_offset skips, a mix of their
+  own; the held-out splits keep the spec's `type_weights`, so they do not move.
 - Training sees every kind of problem: a held-out split takes at most twice its overall share of any stratum (for
   arithmetic, an operand shape: 1x1, 1x2, 2x2 digits; `held_out_caps`), so small buckets such as the 55 products of
   two 1-digit numbers, or the 900 of a 1-digit and a 2-digit number, are not all held out (a uniform split draws
@@ -105,12 +107,17 @@ def plan_quotas(options: BuildOptions, specs: dict[str, Any]) -> dict[str, dict[
     """Rows per (family, type, spec index) per split (`split_specs`); checks every request against the number of
     distinct problems."""
     weights: dict[Label, float] = {}
+    train_weights: dict[Label, float] = {}  # a spec's `train_type_weights`, where it has them: train's own mix
     for family, share in options.family_weights.items():
-        for type, w in specs[family].type_weights.items():
+        spec = specs[family]
+        for type, w in spec.type_weights.items():
             weights[(family, type)] = share * w
+        for type, w in getattr(spec, "train_type_weights", spec.type_weights).items():
+            train_weights[(family, type)] = share * w
     spec_lists = {split: split_specs(split, specs) for split, n in options.sizes.items() if n}
-    quotas = {split: deal(allocate(n, weights), spec_lists[split]) for split, n in options.sizes.items() if n}
-    skipped = allocate(options.train_offset, weights) if options.train_offset and "train" in quotas else {}
+    quotas = {split: deal(allocate(n, train_weights if split == "train" else weights), spec_lists[split])
+              for split, n in options.sizes.items() if n}
+    skipped = allocate(options.train_offset, train_weights) if options.train_offset and "train" in quotas else {}
     for family, type in weights:
         task = get_task(family)
         # the in-distribution splits share one set of problems (a uniform spec reaches the same ones); each test_ood

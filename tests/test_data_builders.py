@@ -170,6 +170,32 @@ def test_train_offset_gives_new_prompts_and_keeps_the_eval_splits():
     assert "--train-offset 90" in later["train"].info.description  # the rebuild command keeps it
 
 
+def test_train_types_reweigh_train_alone_and_the_rebuild_command_keeps_them():
+    """`train_types` gives the train split its own mix of types (a slow type more rows, an easy one fewer); every
+    held-out split keeps the mix of `types`, row for row, so runs with and without it are judged on the same
+    problems. The rows after a train_offset follow the train mix too, and stay new."""
+    sft = data_builders.get_builder("sft")
+    held_out = dict(num_validation=90, num_test=90, num_test_ood=18, num_test_surface=45, seed=3)
+    even = sft.build(**held_out, num_train=900)
+    weighed = sft.build(**held_out, num_train=900, train_types={"a_plus_b": 0.5, "a_times_b": 2})
+    names = weighed["train"].features["type"].names
+    counts = collections.Counter(names[t] for t in weighed["train"]["type"])
+    assert counts["a_plus_b"] == 47 and counts["a_times_b"] == 189 and counts["x_plus_b"] == 95  # 900 by 0.5:2:1...
+    for split in ("validation", "test", "test_ood", "test_surface"):
+        assert weighed[split]["prompt"] == even[split]["prompt"]
+    assert collections.Counter(weighed["test"]["type"]) == collections.Counter(even["test"]["type"])
+    later = sft.build(**held_out, num_train=190, train_offset=900, train_types={"a_plus_b": 0.5, "a_times_b": 2})
+    assert collections.Counter(names[t] for t in later["train"]["type"])["a_times_b"] == 40  # 190 * 2 / 9.5
+    assert not set(later["train"]["key"]) & set(weighed["train"]["key"])
+    # the card's command (`--train-types a_plus_b=0.5 a_times_b=2`) rebuilds the same rows
+    command = shlex.split(weighed["train"].info.description.split("Rebuild with: ")[1])
+    assert "--train-types" in command
+    parser = argparse.ArgumentParser()
+    cli_data.add_parser(parser.add_subparsers(dest="command"))
+    rebuilt = sft.build(**core.options_from_args(parser.parse_args(command[1:])))
+    assert rebuilt["train"]["prompt"] == weighed["train"]["prompt"]
+
+
 def test_train_by_shape_leaves_every_operand_shape_for_the_prompts_after_train_offset():
     """Unshaped, the lab's 2,500 SFT products take all 364 of the 1-digit x 2-digit ones the held-out splits leave,
     and the 1,000 prompts after them (train_offset) get none; by shape, each segment takes its share of what is

@@ -453,6 +453,10 @@ def test_verifiers_never_raise(text):
         ("expressions", {"invalid_rate": -0.1}, "invalid_rate"),  # not a probability
         ("expressions", {"invalid_kinds": ("typo",)}, "invalid_kinds"),  # unknown kind
         ("arithmetic", {"types": {"a_plus_b": math.inf}}, "finite weights"),
+        ("arithmetic", {"types": ["a_plus_b"], "train_types": {"a_times_b": 2}}, "does not draw"),
+        ("arithmetic", {"types": ["a_plus_b"], "train_types": {"a_plus_b": 0}}, "at least one type"),
+        ("arithmetic", {"train_types": {"a_plus_b": -1}}, "finite weights >= 0"),
+        ("arithmetic", {"train_types": ["a_plus_b"]}, "a weight per type"),
         ("arithmetic", {"max_digits": 19}, r"max_digits must be an integer in \[1, 18\]"),
         ("expressions", {"max_depth": 65}, r"max_depth must be an integer in \[1, 64\]"),  # 2**10**9 hung
         ("expressions", {"num_operands": (2, 65)}, "at most 64 numbers"),  # quadratic completions, slow counts

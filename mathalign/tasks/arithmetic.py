@@ -83,6 +83,10 @@ class ArithmeticSpec:
     types: tuple[str, ...] | dict[str, float] = option(
         tuple(TYPES), f"problem types, drawn evenly, or weighted as type=weight; any of {', '.join(TYPES)}", nargs="+"
     )
+    train_types: dict[str, float] | None = option(
+        None, "the train split's weight of each type (type=weight), where it should differ from `types`: a type "
+        "learned slowly gets more of the training rows, an easy one fewer, while every held-out split keeps the mix "
+        "of `types` (a type left out keeps its weight there)", nargs="+", omit_default=True)
     answer_style: str = option("plain", "target text: plain, explain (`... because 72/4 equals 18`), reversed "
                                "(answer digits reversed first), scratchpad (one short step first) or worked (the "
                                "operation that solves it, partial products, then the digits reversed: the easiest "
@@ -136,6 +140,20 @@ class ArithmeticSpec:
         if (any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
                 for w in weights.values()) or sum(weights.values()) <= 0):
             raise ValueError(f"types needs finite weights >= 0 and at least one positive weight, got {self.types!r}")
+        if self.train_types is not None:
+            self.train_types = parse_weights("train_types", self.train_types)
+            if not isinstance(self.train_types, dict):
+                raise ValueError(f"train_types must give a weight per type (type=weight, or a {{type: weight}} "
+                                 f"dict), got {self.train_types!r}")
+            undrawn = [t for t in self.train_types if weights.get(t, 0) <= 0]
+            if undrawn:
+                raise ValueError(f"train_types weighs {undrawn}, which `types` does not draw ({self.types!r}); "
+                                 f"add them to types, or drop them from train_types")
+            if (any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
+                    for w in self.train_types.values())
+                    or sum(self.train_types.get(t, weights[t]) for t in weights) <= 0):
+                raise ValueError(f"train_types needs finite weights >= 0, leaving at least one type with a positive "
+                                 f"weight, got {self.train_types!r}")
         if self.answer_style not in ANSWER_STYLES:
             raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {self.answer_style!r}")
         check_probabilities(self, "spacing_variants", "surface_variants")
@@ -174,6 +192,16 @@ class ArithmeticSpec:
         for name, cum in zip(self._type_names, self._type_cum_weights):
             out[name], prev = (cum - prev) / total, cum
         return out
+
+    @property
+    def train_type_weights(self) -> dict[str, float]:
+        """Each type's share of the train split (sums to 1): `train_types` where given, else `types`' weight."""
+        if not self.train_types:
+            return self.type_weights
+        raw = self.types if isinstance(self.types, dict) else dict.fromkeys(self.types, 1.0)
+        weights = {t: float(self.train_types.get(t, raw[t])) for t in self._type_names}
+        total = sum(weights.values())
+        return {t: w / total for t, w in weights.items() if w > 0}
 
     def uniform(self) -> ArithmeticSpec:
         """The same problems with every operand drawn uniformly from the whole range (the test_uniform and
