@@ -13,7 +13,8 @@
 #
 # Settings (environment): PYTHON (default .venv/bin/python, else python3), GPU_CHECK_DIR (default runs/gpu-check,
 # emptied first), GPU_CHECK_BUDGET_S (default 470: the parts share it; a part that would overrun is cut off and
-# says so), GPU_CHECK_INSTALL_DEEPSPEED=1 (pip install deepspeed when missing; needs PyPI). Exit status 1 when a
+# says so), GPU_CHECK_PARTS (default "quickstart fsdp deepspeed_zero2 deepspeed_zero3 grpo-qwen2-gsm8k": the parts to
+# run, e.g. GPU_CHECK_PARTS="deepspeed_zero3 grpo-qwen2-gsm8k" to finish a check cut short), GPU_CHECK_INSTALL_DEEPSPEED=1 (pip install deepspeed when missing; needs PyPI). Exit status 1 when a
 # part failed or timed out (the table says which, and where its log is).
 set -euo pipefail
 
@@ -40,6 +41,8 @@ else
   BUDGET=${GPU_CHECK_BUDGET_S:-470}
   MACHINE="$NPROC x $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)"
 fi
+PARTS=" ${GPU_CHECK_PARTS:-quickstart fsdp deepspeed_zero2 deepspeed_zero3 grpo-qwen2-gsm8k} "
+wanted() { [[ "$PARTS" == *" $1 "* ]]; }
 START=$(date +%s)
 ROWS=()     # part <TAB> status <TAB> seconds <TAB> details
 FAILED=0
@@ -193,6 +196,7 @@ row setup "$PART_STATUS" "$PART_SECONDS" "tiny MathGPT, tiny Qwen2 + tokenizer, 
 [[ "$PART_STATUS" == ok ]] || { print_table; exit 1; }
 
 # --- 1. the quickstart pipeline ----------------------------------------------------------------------------------
+if wanted quickstart; then
 PIPELINE=recipes/pipeline.yaml
 if [[ "$DRY_RUN" == 1 ]]; then
   PIPELINE=$WORK/pipeline-smoke.yaml
@@ -240,6 +244,7 @@ for stage in ("pretrain", "sft", "dpo", "grpo"):
     print(f"  {stage}\t{'ok' if results.is_file() else 'partial'}\t{wall if wall is not None else '-'}\t{detail}")
 EOF
 while IFS= read -r line; do ROWS+=("$line"); done < "$WORK/quickstart-rows.tsv"
+fi
 
 # --- 2. FSDP and DeepSpeed ZeRO-2/3 on every GPU -------------------------------------------------------------------
 if ! "$PY" -c "import deepspeed" > /dev/null 2>&1 && [[ "${GPU_CHECK_INSTALL_DEEPSPEED:-0}" == 1 ]]; then
@@ -249,6 +254,7 @@ HAS_DEEPSPEED=0
 "$PY" -c "import deepspeed" > /dev/null 2>&1 && HAS_DEEPSPEED=1
 DATA='{"task": ["arithmetic"], "num_train": 2048, "num_validation": 0, "num_test": 0, "num_test_ood": 0, "seed": 0}'
 for config in fsdp deepspeed_zero2 deepspeed_zero3; do
+  wanted "$config" || continue
   if [[ "$config" == deepspeed* && "$HAS_DEEPSPEED" == 0 ]]; then
     row "$config" skipped 0 "deepspeed is not installed (GPU_CHECK_INSTALL_DEEPSPEED=1 installs it from PyPI)"
     continue
@@ -278,6 +284,7 @@ for config in fsdp deepspeed_zero2 deepspeed_zero3; do
 done
 
 # --- 3. one LoRA GRPO step of the Qwen2.5 GSM8K recipe on a tiny local Qwen2 --------------------------------------
+if wanted grpo-qwen2-gsm8k; then
 GRPO_DTYPE=()
 [[ "$DRY_RUN" == 1 ]] && GRPO_DTYPE=(--dtype float32)  # the recipe's bf16 weights are for GPUs
 run_part grpo-qwen2-gsm8k 120 "$PY" -m mathalign.cli train recipes/qwen2.5-0.5b/grpo_gsm8k.yaml \
@@ -293,6 +300,7 @@ print(f\"LoRA adapter written, global_step {s['global_step']}, reward {l[-1]['re
     "$WORK/grpo-qwen2/trainer_state.json")
 fi
 row grpo-qwen2-gsm8k "$PART_STATUS" "$PART_SECONDS" "$detail"
+fi
 
 # --- the table -----------------------------------------------------------------------------------------------------
 print_table
