@@ -211,6 +211,13 @@ def test_the_any_form_pipeline_trains_a_tokenizer_that_reads_every_spacing_as_on
                                 rewrites=rewrites)
     assert tokenizer("17 * 19 = ?").input_ids == tokenizer("17×19=?").input_ids == tokenizer("17*19=?").input_ids
     assert tokenizer("x - 18 = 21 , x = ?").input_ids == tokenizer("x-18=21,x=?").input_ids
+    # DPO and GRPO train on the prompts after SFT's: the same build (train_types included) replayed to num_train
+    recipes = {stage.name: stage.recipe for stage in stage_recipes(load_pipeline(path), Path("runs/x"), str(path))}
+    sft_data = recipes["sft"]["data_options"]
+    assert sft_data["train_types"]  # easy types fewer training rows; the held-out splits keep the even mix
+    for method in ("dpo", "grpo"):
+        data = recipes[method]["data_options"]
+        assert data["train_offset"] == sft_data["num_train"] and data["train_types"] == sft_data["train_types"]
 
 
 def test_the_expressions_pipeline_trains_on_the_seeds_task():
