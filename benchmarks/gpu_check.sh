@@ -14,8 +14,9 @@
 # Settings (environment): PYTHON (default .venv/bin/python, else python3), GPU_CHECK_DIR (default runs/gpu-check,
 # emptied first), GPU_CHECK_BUDGET_S (default 470: the parts share it; a part that would overrun is cut off and
 # says so), GPU_CHECK_PARTS (default "quickstart fsdp deepspeed_zero2 deepspeed_zero3 grpo-qwen2-gsm8k": the parts to
-# run, e.g. GPU_CHECK_PARTS="deepspeed_zero3 grpo-qwen2-gsm8k" to finish a check cut short), GPU_CHECK_INSTALL_DEEPSPEED=1 (pip install deepspeed when missing; needs PyPI). Exit status 1 when a
-# part failed or timed out (the table says which, and where its log is).
+# run, e.g. GPU_CHECK_PARTS="deepspeed_zero3 grpo-qwen2-gsm8k" to finish a check cut short),
+# GPU_CHECK_INSTALL_DEEPSPEED=1 (pip install deepspeed when missing; needs PyPI). Exit status 1 when a part failed or
+# timed out (the table says which, and where its log is).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -133,12 +133,11 @@ class ArithmeticSpec:
         if isinstance(self.types, str):
             raise ValueError(f"types must be a list of type names or a {{type: weight}} dict, got {self.types!r}")
         self.types = parse_weights("types", self.types)
-        weights = self.types if isinstance(self.types, dict) else {t: 1.0 for t in self.types}
+        weights = self._raw_type_weights()
         unknown = [t for t in weights if t not in TYPES]
         if unknown:
             raise ValueError(f"unknown arithmetic types {unknown} in types; valid types: {TYPES}")
-        if (any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
-                for w in weights.values()) or sum(weights.values()) <= 0):
+        if not all(map(_is_weight, weights.values())) or sum(weights.values()) <= 0:
             raise ValueError(f"types needs finite weights >= 0 and at least one positive weight, got {self.types!r}")
         if self.train_types is not None:
             self.train_types = parse_weights("train_types", self.train_types)
@@ -149,8 +148,7 @@ class ArithmeticSpec:
             if undrawn:
                 raise ValueError(f"train_types weighs {undrawn}, which `types` does not draw ({self.types!r}); "
                                  f"add them to types, or drop them from train_types")
-            if (any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
-                    for w in self.train_types.values())
+            if (not all(map(_is_weight, self.train_types.values()))
                     or sum(self.train_types.get(t, weights[t]) for t in weights) <= 0):
                 raise ValueError(f"train_types needs finite weights >= 0, leaving at least one type with a positive "
                                  f"weight, got {self.train_types!r}")
@@ -193,12 +191,16 @@ class ArithmeticSpec:
             out[name], prev = (cum - prev) / total, cum
         return out
 
+    def _raw_type_weights(self) -> dict[str, float]:
+        """`types` as {type: weight}, as given (a plain list weighs each type 1)."""
+        return self.types if isinstance(self.types, dict) else dict.fromkeys(self.types, 1.0)
+
     @property
     def train_type_weights(self) -> dict[str, float]:
         """Each type's share of the train split (sums to 1): `train_types` where given, else `types`' weight."""
         if not self.train_types:
             return self.type_weights
-        raw = self.types if isinstance(self.types, dict) else dict.fromkeys(self.types, 1.0)
+        raw = self._raw_type_weights()
         weights = {t: float(self.train_types.get(t, raw[t])) for t in self._type_names}
         total = sum(weights.values())
         return {t: w / total for t, w in weights.items() if w > 0}
@@ -228,6 +230,11 @@ class ArithmeticSpec:
         if len(specs) > 1:
             raise ValueError(f"ood_digits names {len(specs)} operand lengths {list(self.ood_digits)}: use ood_specs()")
         return specs[0]
+
+
+def _is_weight(w) -> bool:
+    """A type's weight: a finite number >= 0 (not a bool)."""
+    return not isinstance(w, bool) and isinstance(w, (int, float)) and 0 <= w < math.inf
 
 
 def digit_range(digits: int) -> tuple[int, int]:
