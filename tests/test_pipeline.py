@@ -256,16 +256,30 @@ def test_alignment_lab_table_counts_errors_removed():
     from conftest import load_benchmark
 
     lab = load_benchmark("alignment_lab")
-    rows = {r["stage"]: r for r in lab.lab_table({"pretrain": 0.05, "sft": 0.80, "sft_more": 0.84, "dpo": 0.86,
+    rows = {r["stage"]: r for r in lab.lab_table({"pretrain": 0.05, "sft": 0.80, "sft_more": 0.84, "dpo": 0.90,
                                                   "grpo": 0.92},
                                                  {"sft": 60.0, "sft_more": 50.0, "dpo": 100.0, "grpo": 400.0})}
-    assert rows["dpo"]["error_removed"] == pytest.approx(0.30) and rows["dpo"]["met"]  # 20% -> 14% errors
+    assert rows["dpo"]["error_removed"] == pytest.approx(0.50) and rows["dpo"]["met"]  # 20% -> 10% errors
     assert rows["grpo"]["error_removed"] == pytest.approx(0.60) and not rows["grpo"]["met"]  # over 5 minutes
     assert "error_removed" not in rows["sft"] and "error_removed" not in rows["pretrain"]
     assert rows["sft_more"]["error_removed"] == pytest.approx(0.20) and "target" not in rows["sft_more"]  # a control
     assert lab.error_removed(0.8, 0.7) == pytest.approx(-0.5)  # a method that adds errors shows it
     assert lab.base_note(0.70) is None and lab.base_note(0.60) is None
     assert "41.4%" in lab.base_note(0.414) and "stop_at_accuracy" in lab.base_note(0.95)  # outside the band
+    assert lab.lab_table({"sft": 0.80, "dpo": 0.89}, {})[1]["met"] is False  # 45% of the errors: short of 50%
+    assert rows["dpo"]["target"] == lab.TARGETS["dpo"] == 0.50 and lab.TARGETS["grpo"] == 0.60  # the targets
+
+
+def test_a_lab_run_prints_one_table_per_evaluated_split():
+    from conftest import load_benchmark
+
+    lab = load_benchmark("alignment_lab")
+    summary = {"evaluation": {"sft": {"accuracy": 0.7, "splits": {"test": 0.8, "test_ood": 0.0}},
+                              "grpo": {"accuracy": 0.8, "splits": {"test": 0.9, "test_ood": 0.1}},
+                              "comparison": "eval/comparison.md"}}
+    assert lab.split_accuracies(summary) == {"test": {"sft": 0.8, "grpo": 0.9}, "test_ood": {"sft": 0.0, "grpo": 0.1}}
+    one = {"evaluation": {"sft": {"accuracy": 0.7}, "grpo": {"accuracy": 0.8}, "comparison": "x"}}
+    assert lab.split_accuracies(one) == {"all": {"sft": 0.7, "grpo": 0.8}}
 
 
 def test_start_from_runs_methods_side_by_side_from_one_model(tmp_path):
@@ -350,6 +364,21 @@ def test_lab_targets_over_seeds_take_the_worst_seed_and_the_paired_interval():
     assert list(met.values()) == [True, True, True]  # dpo 55%, grpo 65%, grpo 6 points over the control everywhere
     met = lab.targets_met(table, {**seconds, 2: {"dpo": 30.0, "grpo": 400.0}})
     assert list(met.values()) == [True, False, True]  # one seed over 5 minutes of training
+
+
+def test_lab_tables_put_test_first_and_flag_a_base_outside_the_band(capsys):
+    import numpy as np
+
+    from conftest import load_benchmark
+
+    lab = load_benchmark("alignment_lab")
+    runs = np.stack([np.r_[np.ones(55), np.zeros(45)], np.ones(100)], axis=1)  # base 55%, the method 100%
+    results = {seed: {"test_uniform": runs, "test": runs, "test_ood": np.zeros((10, 2))} for seed in (0, 1)}
+    table = lab.seeds_table(results, ["sft", "grpo"])
+    assert list(table) == ["test", "test_ood", "test_uniform"]  # test first, the held-out splits after it
+    lab.print_seeds_table(table, [0, 1], {0: 0.66, 1: 0.67}, {0: {}, 1: {}}, {0: 0.55, 1: 0.70})
+    out = capsys.readouterr().out
+    assert "on test: seed 0: 55.0%, seed 1: 70.0%" in out and "outside the 60%-85% band on test: seed 0 (55.0%)" in out
 
 
 def test_the_evaluation_data_is_rebuilt_when_the_file_asks_for_other_problems(tmp_path):
