@@ -109,7 +109,7 @@ def print_table(rows: list[dict]) -> None:
         print(f"{row['stage']:<12} {row['accuracy']:>8.1%} {seconds:>8} {removed:>15} {target:>7}")
 
 
-def main(args: argparse.Namespace) -> list[dict]:
+def main(args: argparse.Namespace) -> dict[str, list[dict]]:
     from mathalign.pipeline import load_pipeline, run_pipeline
 
     pipeline_path = Path(args.pipeline)
