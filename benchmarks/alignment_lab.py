@@ -125,12 +125,12 @@ def main(args: argparse.Namespace) -> dict[str, list[dict]]:
     summary = run_pipeline(pipeline_path, run_dir=args.run_dir)
     run_dir = Path(summary["run_dir"])
     seconds = {stage: read_train_seconds(run_dir / stage) for stage in summary["models"]}
-    tables = {split: lab_table(accuracies, seconds) for split, accuracies in split_accuracies(summary).items()}
+    by_split = split_accuracies(summary)
+    tables = {split: lab_table(accuracies, seconds) for split, accuracies in by_split.items()}
     for split, rows in tables.items():
         print(f"\n{split}:", end="")
         print_table(rows)
-    first = next(iter(tables.values()))
-    base = next((row["accuracy"] for row in first if row["stage"] == "sft"), None)
+    base = next(iter(by_split.values())).get("sft")  # on the first split evaluated (the file's: test)
     note = base_note(base) if base is not None else None
     if note:
         print(f"\n{note}")
@@ -169,7 +169,8 @@ def seeds_table(results: dict[int, dict], stages: list[str]) -> dict:
     from mathalign import stats
 
     table = {}
-    splits = sorted(set.intersection(*(set(r) for r in results.values())), key=lambda s: (s != "test", s))
+    first = next(iter(results.values()))  # `read_results` lists the splits in their usual order
+    splits = [split for split in first if all(split in r for r in results.values())]
     for split in splits:
         runs = [results[seed][split] for seed in sorted(results)]
         rows = {}

@@ -182,15 +182,18 @@ def run_seeds(pipeline: dict, seeds: Iterable[int], root, file_name: str = "pipe
 
 
 def read_results(eval_dir: Path, stages: list[str]) -> dict[str, "np.ndarray"]:
-    """{split: (problems x stages) 0/1 matrix} from each stage's samples.jsonl, problems matched by prompt."""
+    """{split: (problems x stages) 0/1 matrix} from each stage's samples.jsonl, problems matched by prompt; splits in
+    the order a DatasetDict lists them (data_builders' SPLITS: test, test_surface, test_uniform, test_ood)."""
     import numpy as np
+
+    from data_builders.options import SPLITS
 
     per_stage = {}
     for stage in stages:
         rows = [json.loads(line) for line in (eval_dir / stage / "samples.jsonl").read_text().splitlines() if line]
         per_stage[stage] = {(r["split"], r["prompt"]): bool(r["correct"]) for r in rows}
     keys = sorted(set.intersection(*(set(r) for r in per_stage.values())))
-    splits = sorted({split for split, _ in keys})
+    splits = sorted({split for split, _ in keys}, key=lambda s: (SPLITS.index(s) if s in SPLITS else len(SPLITS), s))
     return {split: np.array([[per_stage[s][k] for s in stages] for k in keys if k[0] == split], dtype=float)
             for split in splits}
 

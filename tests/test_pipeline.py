@@ -373,9 +373,10 @@ def test_lab_tables_put_test_first_and_flag_a_base_outside_the_band(capsys):
 
     lab = load_benchmark("alignment_lab")
     runs = np.stack([np.r_[np.ones(55), np.zeros(45)], np.ones(100)], axis=1)  # base 55%, the method 100%
-    results = {seed: {"test_uniform": runs, "test": runs, "test_ood": np.zeros((10, 2))} for seed in (0, 1)}
+    results = {seed: {"test": runs, "test_uniform": runs, "test_ood": np.zeros((10, 2))} for seed in (0, 1)}
+    results[1]["validation"] = runs  # a split one seed lacks has no row
     table = lab.seeds_table(results, ["sft", "grpo"])
-    assert list(table) == ["test", "test_ood", "test_uniform"]  # test first, the held-out splits after it
+    assert list(table) == ["test", "test_uniform", "test_ood"]  # the order read_results gives
     lab.print_seeds_table(table, [0, 1], {0: 0.66, 1: 0.67}, {0: {}, 1: {}}, {0: 0.55, 1: 0.70})
     out = capsys.readouterr().out
     assert "on test: seed 0: 55.0%, seed 1: 70.0%" in out and "outside the 60%-85% band on test: seed 0 (55.0%)" in out
@@ -406,6 +407,22 @@ def test_the_evaluation_data_is_rebuilt_when_the_file_asks_for_other_problems(tm
     assert "| type | test (n) | test_ood (n) |" in comparison
     assert (tmp_path / "run" / "eval" / "accuracy_vs_length.png").is_file()
     assert "accuracy_vs_length.png" in (tmp_path / "run" / "eval" / "sft" / "report.md").read_text()
+
+
+def test_read_results_pairs_problems_across_stages_with_splits_in_their_usual_order(tmp_path):
+    from conftest import load_benchmark
+
+    seeds = load_benchmark("seeds")
+    rows = [("test_ood", "123*456=?"), ("test", "1*2=?"), ("test_uniform", "9*9=?"), ("test", "3*4=?")]
+    for stage, right in (("sft", {"1*2=?"}), ("grpo", {"1*2=?", "9*9=?"})):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "samples.jsonl").write_text("".join(
+            json.dumps({"split": split, "prompt": prompt, "correct": prompt in right}) + "\n"
+            for split, prompt in rows))
+    results = seeds.read_results(tmp_path, ["sft", "grpo"])
+    assert list(results) == ["test", "test_uniform", "test_ood"]  # data_builders' SPLITS order, not alphabetical
+    assert results["test"].tolist() == [[1.0, 1.0], [0.0, 0.0]]  # rows by prompt: 1*2 then 3*4
+    assert results["test_uniform"].tolist() == [[0.0, 1.0]]
 
 
 def test_seeded_pipelines_and_evaluation_splits():
